@@ -1,0 +1,1 @@
+"""Consumer services of the job topics, one per job type family."""

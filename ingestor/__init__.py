@@ -1,0 +1,1 @@
+"""Receive SharpAPI's signed AI-job webhooks and publish them to Kafka as Avro events."""

@@ -1,0 +1,5 @@
+import sys
+
+from ingestor.cli import main
+
+sys.exit(main())

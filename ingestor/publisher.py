@@ -1,0 +1,112 @@
+"""The only module that talks to the Kafka producer.
+
+A thread polls the producer for delivery reports and hands each batch of them to the
+event loop in one call, so awaiting an acknowledgement costs one thread hop per batch,
+not per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+
+class PublishError(Exception):
+    """Kafka did not confirm the write: its outcome is unknown, so the sender should retry."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+    seconds: float
+
+
+_Report = tuple["asyncio.Future[Delivered]", float, KafkaError | None, Message]
+
+
+def producer_config(base: Mapping[str, str | int | float | bool], ack_timeout_ms: int) -> dict[str, str | int | float | bool]:
+    """Durable defaults (acks=all, idempotence); librdkafka overrides from the settings win."""
+    return {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "message.timeout.ms": ack_timeout_ms,
+        "allow.auto.create.topics": False,
+        "queue.buffering.max.messages": 100_000,
+        **base,
+    }
+
+
+class Publisher:
+    def __init__(self, config: Mapping[str, str | int | float | bool]) -> None:
+        self._producer = Producer(dict(config))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reports: list[_Report] = []
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._poller.start()
+
+    async def close(self, timeout: float = 10.0) -> int:
+        """Stop polling, then wait up to ``timeout`` for messages still queued; return how many were left."""
+        self._stopping.set()
+        await asyncio.to_thread(self._poller.join)
+        left: int = await asyncio.to_thread(self._producer.flush, timeout)
+        self._hand_over()
+        return left
+
+    async def publish(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Delivered:
+        """Write one message and return once the broker acknowledged it; cancel to give up waiting."""
+        assert self._loop is not None, "Publisher.start() was not awaited"
+        future: asyncio.Future[Delivered] = self._loop.create_future()
+        started = time.perf_counter()
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            self._reports.append((future, time.perf_counter() - started, err, msg))
+
+        try:
+            self._producer.produce(topic, value, key, headers=list(headers), on_delivery=report)
+        except BufferError as exc:
+            raise PublishError("the producer queue is full") from exc
+        except KafkaException as exc:
+            raise PublishError(str(exc.args[0])) from exc
+        return await future
+
+    async def cluster_topics(self, timeout: float) -> set[str]:
+        """Names of the cluster's topics; raises PublishError when no broker answers in time."""
+        try:
+            metadata = await asyncio.to_thread(self._producer.list_topics, timeout=timeout)
+        except KafkaException as exc:
+            raise PublishError(str(exc.args[0])) from exc
+        return set(metadata.topics)
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._reports:
+            reports, self._reports = self._reports, []
+            assert self._loop is not None
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(_settle, reports)
+
+
+def _settle(reports: list[_Report]) -> None:
+    for future, seconds, err, msg in reports:
+        if future.done():
+            continue
+        if err is not None:
+            future.set_exception(PublishError(err.str()))
+        else:
+            future.set_result(Delivered(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, seconds))

@@ -1,0 +1,1 @@
+"""Avro schemas of the events the ingestor publishes: the .avsc files and their codec."""

@@ -1,0 +1,58 @@
+"""Load the .avsc files once and encode or decode plain Avro binary datums.
+
+A datum carries no schema id: readers decode it with the .avsc file alone, as fastavro,
+Flink's ``avro`` format, Spark's ``from_avro`` and quixstreams do.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.types import Schema as ParsedSchema
+
+DIRECTORY = Path(__file__).parent
+CONTENT_TYPE = "avro/binary"
+
+JOB_EVENT = "sharpapi.ingestor.JobEvent"
+RAW_DELIVERY = "sharpapi.ingestor.RawDelivery"
+DEAD_LETTER = "sharpapi.ingestor.DeadLetter"
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    text: str
+    parsed: ParsedSchema
+    fingerprint: str
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, self.parsed, record, strict=True)
+        return out.getvalue()
+
+    def decode(self, datum: bytes, writer: Schema | None = None) -> dict[str, Any]:
+        """Decode ``datum``; pass the ``writer`` schema when it differs from this reader's."""
+        writer_schema = self.parsed if writer is None else writer.parsed
+        record = fastavro.schemaless_reader(io.BytesIO(datum), writer_schema, self.parsed)
+        assert isinstance(record, dict)
+        return record
+
+
+@cache
+def load(name: str, directory: Path = DIRECTORY) -> Schema:
+    """Parse ``<directory>/<name>.avsc`` once; named types resolve from sibling files."""
+    path = directory / f"{name}.avsc"
+    parsed = fastavro.schema.load_schema(str(path))
+    return Schema(
+        name=name,
+        text=path.read_text(encoding="utf-8"),
+        parsed=parsed,
+        fingerprint=fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"),
+    )
