@@ -55,7 +55,8 @@ class Refusal(Exception):
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        publisher = Publisher(producer_config(settings.kafka_config(), settings.ack_timeout_ms))
+        config = {**settings.kafka_config(), "logger": logging.getLogger("ingestor.kafka")}
+        publisher = Publisher(producer_config(config, settings.ack_timeout_ms))
         await publisher.start()
         receiver = Receiver(
             secrets=settings.secrets,

@@ -31,7 +31,7 @@ class Delivered:
 _Report = tuple["asyncio.Future[Delivered]", float, KafkaError | None, Message]
 
 
-def producer_config(base: Mapping[str, str | int | float | bool], ack_timeout_ms: int) -> dict[str, str | int | float | bool]:
+def producer_config(base: Mapping[str, object], ack_timeout_ms: int) -> dict[str, object]:
     """Durable defaults (acks=all, idempotence); librdkafka overrides from the settings win."""
     return {
         "enable.idempotence": True,
@@ -45,7 +45,7 @@ def producer_config(base: Mapping[str, str | int | float | bool], ack_timeout_ms
 
 
 class Publisher:
-    def __init__(self, config: Mapping[str, str | int | float | bool]) -> None:
+    def __init__(self, config: Mapping[str, object]) -> None:
         self._producer = Producer(dict(config))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reports: list[_Report] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ingestor.signatures import Secret
 
@@ -73,7 +74,7 @@ class Settings:
             },
         )
 
-    def kafka_config(self) -> dict[str, str | int | float | bool]:
+    def kafka_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every client: the servers plus RDKAFKA_* overrides."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_overrides}
 

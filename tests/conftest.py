@@ -106,7 +106,7 @@ def client(ingestor: str) -> Iterator[httpx.Client]:
         yield http
 
 
-def signed(body: bytes, secret: bytes = SECRET, **headers: str) -> dict[str, str]:
+def signed(body: bytes, secret: bytes = SECRET, /, **headers: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "User-Agent": "SharpAPIWebhook/1.0", "X-Signature": sign(body, secret), **headers}
 
 
@@ -126,7 +126,9 @@ def read_topic(bootstrap: str, *topics: str, timeout: float = 30.0) -> list[Mess
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}", "enable.auto.commit": False})
     try:
         partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.list_topics(topic, timeout=timeout).topics[topic].partitions)
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.list_topics(topic, timeout=timeout).topics[topic].partitions)
         ]
         ends = {(tp.topic, tp.partition): _end_offset(consumer, tp, timeout) for tp in partitions}
         consumer.assign([TopicPartition(tp.topic, tp.partition, 0) for tp in partitions])

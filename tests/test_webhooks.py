@@ -51,7 +51,9 @@ def test_blog_payloads_become_job_events_keyed_by_id(client: httpx.Client, setti
     assert [(message.partition(), message.offset()) for message in messages] == answered
 
 
-def test_every_sample_payload_comes_out_equal_with_its_result_byte_for_byte(client: httpx.Client, settings: Settings, samples_path: Path) -> None:
+def test_every_sample_payload_comes_out_equal_with_its_result_byte_for_byte(
+    client: httpx.Client, settings: Settings, samples_path: Path
+) -> None:
     payloads = sample_payloads(samples_path)
     sent = {}
     for n, payload in enumerate(payloads):
@@ -324,7 +326,14 @@ def test_one_log_line_per_webhook_without_secrets(client: httpx.Client, caplog: 
 
     [record] = [r for r in caplog.records if r.name == "ingestor.webhooks"]
     line = vars(record)
-    expected = {"job_id": BLOG["id"], "type": "content_translate", "status": "failed", "route": "team-b", "outcome": "accepted", "status_code": 200}
+    expected = {
+        "job_id": BLOG["id"],
+        "type": "content_translate",
+        "status": "failed",
+        "route": "team-b",
+        "outcome": "accepted",
+        "status_code": 200,
+    }
     assert {key: line[key] for key in expected} == expected
     assert (line["partition"], line["offset"]) == (answer.json()["partition"], answer.json()["offset"])
     assert line["latency_ms"] > 0
