@@ -340,3 +340,19 @@ def test_one_log_line_per_webhook_without_secrets(client: httpx.Client, caplog: 
     text = repr(line)
     assert SECRET.decode() not in text
     assert signed(body)["X-Signature"] not in text
+
+
+def test_a_new_job_type_is_dead_lettered_when_auto_creation_is_off(topics: Settings) -> None:
+    from tests.conftest import serving, tuned
+
+    settings = tuned(topics, auto_create_job_topics=False)
+    body = orjson.dumps({"id": "new-2", "status": "success", "type": "video_transcribe"})
+
+    with serving(settings) as url, httpx.Client(base_url=url) as client:
+        answer = post(client, body)
+
+    assert answer.status_code == 200
+    assert (answer.json()["outcome"], answer.json()["reason"]) == ("dead_lettered", "no_topic")
+    assert answer.json()["detail"] == f"no topic {settings.job_topic('video_transcribe')} and AUTO_CREATE_JOB_TOPICS is off"
+    [message] = read_topic(settings.bootstrap_servers, settings.dlq_topic)
+    assert DEAD_LETTER.decode(message.value() or b"")["body"] == body
