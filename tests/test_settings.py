@@ -27,7 +27,11 @@ def test_missing_secret_fails_fast_for_serve_but_not_for_topics() -> None:
 def test_previous_secrets_are_valid_too_in_order() -> None:
     settings = Settings.from_env({"SHARPAPI_WEBHOOK_SECRET": "new", "SHARPAPI_WEBHOOK_PREVIOUS_SECRETS": " old , older ,"})
 
-    assert [(secret.label, secret.key) for secret in settings.secrets] == [("current", b"new"), ("previous-1", b"old"), ("previous-2", b"older")]
+    assert [(secret.label, secret.key) for secret in settings.secrets] == [
+        ("current", b"new"),
+        ("previous-1", b"old"),
+        ("previous-2", b"older"),
+    ]
 
 
 def test_every_variable_is_read() -> None:

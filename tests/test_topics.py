@@ -35,7 +35,9 @@ def test_creates_every_topic_with_its_configuration_then_finds_them_ok(settings:
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines() == [f"ok       {name}" for name in names]
     admin = AdminClient(settings.kafka_config())
-    resources = [ConfigResource(ResourceType.TOPIC, name) for name in (settings.raw_topic, settings.dlq_topic, settings.job_topic("hr_parse_resume"))]
+    resources = [
+        ConfigResource(ResourceType.TOPIC, name) for name in (settings.raw_topic, settings.dlq_topic, settings.job_topic("hr_parse_resume"))
+    ]
     configs = {resource.name: future.result() for resource, future in admin.describe_configs(resources).items()}
     assert configs[settings.raw_topic]["cleanup.policy"].value == "delete"
     assert configs[settings.raw_topic]["retention.ms"].value == "3600000"
@@ -50,7 +52,9 @@ def test_check_reports_missing_topics_and_creates_nothing(settings: Settings) ->
 
     assert checked.returncode == 1
     assert checked.stdout.splitlines()[0] == f"missing  {settings.raw_topic}"
-    assert checked.stderr == f"{2 + len(KNOWN_JOB_TYPES)} of {2 + len(KNOWN_JOB_TYPES)} topics are missing or differ from the configuration\n"
+    assert (
+        checked.stderr == f"{2 + len(KNOWN_JOB_TYPES)} of {2 + len(KNOWN_JOB_TYPES)} topics are missing or differ from the configuration\n"
+    )
     assert settings.raw_topic not in AdminClient(settings.kafka_config()).list_topics(timeout=10).topics
 
 
