@@ -26,7 +26,7 @@ from ingestor.settings import Settings
 from ingestor.signatures import HEADER as SIGNATURE_HEADER
 from ingestor.signatures import InvalidSignature
 from ingestor.topics import JobTopics
-from ingestor.wire import PlainAvro
+from ingestor.wire import ConfluentAvro, PlainAvro
 from schemas import avro
 
 log = logging.getLogger("ingestor.webhooks")
@@ -58,11 +58,12 @@ def create_app(settings: Settings) -> Starlette:
         config = {**settings.kafka_config(), "logger": logging.getLogger("ingestor.kafka")}
         publisher = Publisher(producer_config(config, settings.ack_timeout_ms))
         await publisher.start()
+        serializer = _serializer(settings)
         receiver = Receiver(
             secrets=settings.secrets,
             publisher=publisher,
             topics=JobTopics(AdminClient(settings.kafka_config()), settings),
-            serializer=PlainAvro(*(avro.load(name) for name in (avro.JOB_EVENT, avro.RAW_DELIVERY, avro.DEAD_LETTER))),
+            serializer=serializer,
             raw_topic=settings.raw_topic,
             dlq_topic=settings.dlq_topic,
             ack_timeout=settings.ack_timeout_ms / 1000,
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield {"settings": settings, "receiver": receiver, "publisher": publisher, "metrics": Metrics()}
         finally:
+            serializer.close()
             left = await publisher.close()
             if left:
                 log.error("shutdown left %d messages unconfirmed by Kafka", left)
@@ -85,6 +87,13 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
+
+
+def _serializer(settings: Settings) -> PlainAvro | ConfluentAvro:
+    schemas = [avro.load(name) for name in (avro.JOB_EVENT, avro.RAW_DELIVERY, avro.DEAD_LETTER)]
+    if settings.schema_registry_url:
+        return ConfluentAvro(settings.schema_registry_url, settings.schema_registry_user_info, *schemas)
+    return PlainAvro(*schemas)
 
 
 def create_app_from_env() -> Starlette:

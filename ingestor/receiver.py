@@ -48,9 +48,7 @@ class Topics(Protocol):
 
 
 class Serializer(Protocol):
-    async def prepare(self, topic: str, schema: avro.Schema) -> None: ...
-
-    def serialize(self, topic: str, schema: avro.Schema, record: Mapping[str, Any]) -> tuple[bytes, Headers]: ...
+    async def serialize(self, topic: str, schema: avro.Schema, record: Mapping[str, Any]) -> tuple[bytes, Headers]: ...
 
 
 class Receiver:
@@ -122,8 +120,7 @@ class Receiver:
         return Receipt("dead_lettered", secret.label, written, raw, job=job, reason=reason, detail=detail)
 
     async def _write(self, topic: str, key: str, schema: avro.Schema, record: Mapping[str, Any]) -> Delivered:
-        await self._serializer.prepare(topic, schema)
-        value, headers = self._serializer.serialize(topic, schema, record)
+        value, headers = await self._serializer.serialize(topic, schema, record)
         return await self._publisher.publish(topic, key, value, headers)
 
     def _seen(self, job: Job, body: bytes) -> bool:

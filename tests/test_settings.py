@@ -51,6 +51,8 @@ def test_every_variable_is_read() -> None:
             "DLQ_RETENTION_MS": "-1",
             "LOG_LEVEL": "debug",
             "LOG_FORMAT": "text",
+            "SCHEMA_REGISTRY_URL": "https://registry:8081",
+            "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "key:secret",
             "RDKAFKA_SECURITY_PROTOCOL": "SASL_SSL",
             "RDKAFKA_SASL_MECHANISMS": "PLAIN",
         }
@@ -61,6 +63,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.partitions, settings.replication_factor, settings.min_insync_replicas) == (6, 3, 2)
     assert (settings.raw_retention_ms, settings.dlq_retention_ms) == (3_600_000, -1)
     assert (settings.log_level, settings.log_format) == ("DEBUG", "text")
+    assert (settings.schema_registry_url, settings.schema_registry_user_info) == ("https://registry:8081", "key:secret")
     assert settings.kafka_config() == {"bootstrap.servers": "kafka:9092", "security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN"}
 
 
