@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ingestor import logs
 from ingestor.metrics import Metrics
 from ingestor.publisher import Publisher, PublishError, producer_config
 from ingestor.receiver import Delivery, Receipt, Receiver
@@ -98,7 +99,9 @@ def _serializer(settings: Settings) -> PlainAvro | ConfluentAvro:
 
 def create_app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and for every worker process of ``ingestor serve``."""
-    return create_app(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def _state(request: Request) -> State:
@@ -168,7 +171,8 @@ def _answer(
     metrics.webhooks.labels(route, outcome).inc()
     metrics.duration.labels(outcome).observe(seconds)
     public = {key: value for key, value in body.items() if key != "secret"}
-    log.info("webhook", extra={**fields, **body, "status_code": status, "latency_ms": round(seconds * 1000, 3)})
+    level = logging.WARNING if status in (401, 503) else logging.INFO
+    log.log(level, "webhook", extra={**fields, **body, "status_code": status, "latency_ms": round(seconds * 1000, 3)})
     return Response(orjson.dumps(public), status, headers=headers, media_type="application/json")
 
 

@@ -62,10 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ingestor import logs
-
-    settings = Settings.from_env(os.environ)
-    logs.configure(settings.log_level, settings.log_format)
+    Settings.from_env(os.environ)  # fail fast, before uvicorn starts workers that would each fail
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ingestor-metrics-")
     uvicorn.run(
@@ -105,12 +102,19 @@ def _send(args: argparse.Namespace) -> int:
     from ingestor import sender
 
     settings = Settings.from_env(os.environ)
-    if args.file is not None:
-        bodies = [args.file.read_bytes()]
-    elif args.samples is not None:
-        bodies = [sender.encode(payload) for payload in sender.sample_payloads(Path(args.samples) if args.samples else None)]
-    else:
-        bodies = [sender.encode(payload) for payload in sender.generated_payloads(args.generate)]
+    try:
+        if args.file is not None:
+            bodies = [args.file.read_bytes()]
+        elif args.samples is not None:
+            bodies = [sender.encode(payload) for payload in sender.sample_payloads(Path(args.samples) if args.samples else None)]
+        else:
+            bodies = [sender.encode(payload) for payload in sender.generated_payloads(args.generate)]
+    except OSError as exc:
+        print(f"ingestor send: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"ingestor send: not a payloads.json (a list of {{'payload': {{...}}}}): {exc!r}", file=sys.stderr)
+        return 2
     summary = asyncio.run(
         sender.send_all(args.url, settings.secrets[0].key, bodies, concurrency=args.concurrency, retry_delay=args.retry_delay)
     )
