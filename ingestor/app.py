@@ -138,8 +138,8 @@ async def receive_webhook(request: Request) -> Response:
         state["metrics"].kafka_errors.inc()
         retry_after = state["settings"].retry_after_s
         answer = {"outcome": "unavailable", "error": f"Kafka did not confirm the write, retry later: {exc}"}
-        return _answer(state["metrics"], started, 503, answer, fields, headers={"Retry-After": str(retry_after)})
-    return _answer(state["metrics"], started, 200, _describe(receipt, state["metrics"]), fields)
+        return _answer(state["metrics"], started, 503, answer, fields, verified=True, headers={"Retry-After": str(retry_after)})
+    return _answer(state["metrics"], started, 200, _describe(receipt, state["metrics"]), fields, verified=True)
 
 
 def _describe(receipt: Receipt, metrics: Metrics) -> dict[str, Any]:
@@ -163,11 +163,19 @@ def _describe(receipt: Receipt, metrics: Metrics) -> dict[str, Any]:
 
 
 def _answer(
-    metrics: Metrics, started: float, status: int, body: dict[str, Any], fields: dict[str, Any], headers: Mapping[str, str] | None = None
+    metrics: Metrics,
+    started: float,
+    status: int,
+    body: dict[str, Any],
+    fields: dict[str, Any],
+    *,
+    verified: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
+    """Count, log and send the answer; only verified deliveries label metrics with their route name."""
     seconds = time.perf_counter() - started
     outcome = body["outcome"]
-    route = "_unverified" if "secret" not in body else fields["route"] or "_account"
+    route = (fields["route"] or "_account") if verified else "_unverified"
     metrics.webhooks.labels(route, outcome).inc()
     metrics.duration.labels(outcome).observe(seconds)
     public = {key: value for key, value in body.items() if key != "secret"}

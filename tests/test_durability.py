@@ -82,6 +82,7 @@ def test_broker_down_is_503_within_the_deadline_and_recovers_without_restart(own
         assert answers[0].json()["outcome"] == "unavailable"
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+        assert 'ingestor_webhooks_total{outcome="unavailable",route="_account"} 2.0' in client.get("/metrics").text
 
         own_broker.start()
 

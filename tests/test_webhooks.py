@@ -153,7 +153,9 @@ def test_bad_signatures_are_401_and_write_nothing(client: httpx.Client, settings
     assert answer.json()["outcome"] == "unauthorized"
     assert read_topic(settings.bootstrap_servers, settings.job_topic("content_translate")) == []
     assert read_topic(settings.bootstrap_servers, settings.raw_topic) == []
-    assert f'ingestor_signature_failures_total{{reason="{reason}"}} 1.0' in client.get("/metrics").text
+    metrics = client.get("/metrics").text
+    assert f'ingestor_signature_failures_total{{reason="{reason}"}} 1.0' in metrics
+    assert 'ingestor_webhooks_total{outcome="unauthorized",route="_unverified"} 1.0' in metrics
 
 
 def test_other_secret_is_401(client: httpx.Client, settings: Settings) -> None:
