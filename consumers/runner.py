@@ -1,0 +1,163 @@
+"""Poll, decode, handle, commit: the loop every consumer service runs.
+
+Delivery is at least once: an offset is stored only after the handler's transaction committed
+(or the message went to the service's dead-letter topic), and stored offsets are committed in
+the background, on partition revocation and on shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from consumers.decoding import Decoder, Undecodable
+from consumers.metrics import Metrics
+from consumers.service import HandlerError, JobEvent, Retriable, Service
+from consumers.settings import Settings
+
+log = logging.getLogger("consumers.runner")
+
+FIRST_BACKOFF_S = 0.1
+DLQ_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
+
+
+class Runner:
+    def __init__(self, service: Service, settings: Settings, engine: Engine, decoder: Decoder, metrics: Metrics) -> None:
+        self.service = service
+        self.settings = settings
+        self.engine = engine
+        self.decoder = decoder
+        self.metrics = metrics
+        self.dlq_topic = settings.dlq_topic(service.name)
+        self._attempts: dict[tuple[str, int, int], int] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, then finish the message in hand, commit and close."""
+        self._ensure_dlq_topic()
+        consumer = Consumer(
+            {
+                **self.settings.kafka_config(),
+                "group.id": self.settings.group(self.service.name),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "enable.auto.offset.store": False,
+                "partition.assignment.strategy": "cooperative-sticky",
+                "statistics.interval.ms": 5000,
+                "stats_cb": self._observe_lag,
+            }
+        )
+        producer = Producer({**self.settings.kafka_config(), "enable.idempotence": True, "acks": "all"})
+        consumer.subscribe(list(self.service.topics(self.settings)), on_revoke=_commit)
+        log.info("consuming", extra={"service": self.service.name, "topics": list(self.service.topics(self.settings))})
+        try:
+            while not stop.is_set():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    log.warning("consumer error", extra={"service": self.service.name, "error": str(message.error())})
+                    continue
+                self._process(consumer, producer, message, stop)
+        finally:
+            _commit(consumer, [])
+            consumer.close()
+            producer.flush(10)
+
+    def _process(self, consumer: Consumer, producer: Producer, message: Message, stop: threading.Event) -> None:
+        started = time.perf_counter()
+        place = (message.topic() or "", message.partition() or 0, message.offset() or 0)
+        fields: dict[str, Any] = {"service": self.service.name, "topic": place[0], "partition": place[1], "offset": place[2]}
+        try:
+            event = self.decoder.decode(message)
+            fields.update(job_id=event["id"], type=event["type"], status=event["status"])
+            self._apply(event)
+        except HandlerError as exc:
+            if exc.retriable:
+                self._retry_later(consumer, place, exc, fields, stop)
+                return
+            self._dead_letter(producer, message, "permanent", str(exc), fields)
+        except Undecodable as exc:
+            self._dead_letter(producer, message, "undecodable", str(exc), fields)
+        except Exception as exc:
+            log.exception("handler failed unexpectedly", extra=fields)
+            self._dead_letter(producer, message, "unexpected", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", fields)
+        else:
+            self.metrics.processed.labels(self.service.name).inc()
+            log.info("processed", extra={**fields, "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+        self._attempts.pop(place, None)
+        consumer.store_offsets(message=message)
+
+    def _apply(self, event: JobEvent) -> None:
+        try:
+            with self.engine.begin() as connection:
+                self.service.handle(event, connection)
+        except OperationalError as exc:
+            raise Retriable(f"database: {exc.orig}") from exc
+
+    def _retry_later(
+        self, consumer: Consumer, place: tuple[str, int, int], exc: HandlerError, fields: dict[str, Any], stop: threading.Event
+    ) -> None:
+        attempt = self._attempts[place] = self._attempts.get(place, 0) + 1
+        backoff = min(FIRST_BACKOFF_S * 2 ** (attempt - 1), self.settings.max_backoff_s)
+        self.metrics.failed.labels(self.service.name, "retriable").inc()
+        log.warning("retrying", extra={**fields, "attempt": attempt, "backoff_s": backoff, "error": str(exc)})
+        consumer.seek(TopicPartition(place[0], place[1], place[2]))
+        stop.wait(backoff)
+
+    def _dead_letter(self, producer: Producer, message: Message, kind: str, error: str, fields: dict[str, Any]) -> None:
+        """Write the original bytes and headers plus the error, and wait for the ack before the offset moves on."""
+        self.metrics.failed.labels(self.service.name, kind).inc()
+        headers = [
+            *(message.headers() or []),
+            ("dlq.service", self.service.name.encode()),
+            ("dlq.reason", kind.encode()),
+            ("dlq.error", error.encode()),
+            ("dlq.topic", (message.topic() or "").encode()),
+            ("dlq.partition", str(message.partition()).encode()),
+            ("dlq.offset", str(message.offset()).encode()),
+        ]
+        failures: list[KafkaError] = []
+
+        def report(err: KafkaError | None, _: Message) -> None:
+            if err is not None:
+                failures.append(err)
+
+        producer.produce(self.dlq_topic, message.value(), message.key(), headers=headers, on_delivery=report)
+        if producer.flush(30) or failures:
+            raise KafkaException(failures[0] if failures else KafkaError(KafkaError._MSG_TIMED_OUT))
+        self.metrics.dead_lettered.labels(self.service.name).inc()
+        log.error("dead-lettered", extra={**fields, "reason": kind, "error": error.splitlines()[0], "dlq_topic": self.dlq_topic})
+
+    def _ensure_dlq_topic(self) -> None:
+        admin = AdminClient(self.settings.kafka_config())
+        if self.dlq_topic in admin.list_topics(timeout=30).topics:
+            return
+        spec = NewTopic(self.dlq_topic, 1, -1, config={"cleanup.policy": "delete", "retention.ms": str(DLQ_RETENTION_MS)})
+        try:
+            admin.create_topics([spec])[self.dlq_topic].result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+    def _observe_lag(self, stats: str) -> None:
+        for topic, detail in json.loads(stats).get("topics", {}).items():
+            for partition, numbers in detail.get("partitions", {}).items():
+                if partition != "-1" and numbers.get("consumer_lag", -1) >= 0:
+                    self.metrics.lag.labels(self.service.name, topic, partition).set(numbers["consumer_lag"])
+
+
+def _commit(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            log.warning("commit failed", extra={"error": str(exc)})
