@@ -38,10 +38,7 @@ class Decoder:
         value = message.value()
         if not value:
             raise Undecodable("the message has no value")
-        headers: dict[str, bytes] = {}
-        for name, header in message.headers() or []:
-            if isinstance(header, bytes):
-                headers[name] = header
+        headers = dict(header_pairs(message))
         try:
             if headers.get("content-type", b"").endswith(b"registry=confluent"):
                 return self._datum(value[5:], self._registered(value))
@@ -62,6 +59,12 @@ class Decoder:
         if value[0] != CONFLUENT_MAGIC or len(value) < 5:
             raise Undecodable("the message says registry=confluent but has no magic byte and schema id")
         return _parsed(self._registry.get_schema(int.from_bytes(value[1:5], "big")).schema_str)
+
+
+def header_pairs(message: Message) -> list[tuple[str, bytes]]:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(name, value.encode() if isinstance(value, str) else value) for name, value in pairs if value is not None]
 
 
 @cache

@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from consumers.decoding import Decoder, Undecodable
+from consumers.decoding import Decoder, Undecodable, header_pairs
 from consumers.metrics import Metrics
 from consumers.service import HandlerError, JobEvent, Retriable, Service
 from consumers.settings import Settings
@@ -117,7 +117,7 @@ class Runner:
         """Write the original bytes and headers plus the error, and wait for the ack before the offset moves on."""
         self.metrics.failed.labels(self.service.name, kind).inc()
         headers = [
-            *(message.headers() or []),
+            *header_pairs(message),
             ("dlq.service", self.service.name.encode()),
             ("dlq.reason", kind.encode()),
             ("dlq.error", error.encode()),
