@@ -52,6 +52,7 @@ class Runner:
                 "enable.auto.offset.store": False,
                 "partition.assignment.strategy": "cooperative-sticky",
                 "statistics.interval.ms": 5000,
+                "topic.metadata.refresh.interval.ms": 30_000,  # pattern subscriptions see new job types within 30 s
                 "stats_cb": self._observe_lag,
             }
         )
@@ -116,7 +117,7 @@ class Runner:
     def _dead_letter(self, producer: Producer, message: Message, kind: str, error: str, fields: dict[str, Any]) -> None:
         """Write the original bytes and headers plus the error, and wait for the ack before the offset moves on."""
         self.metrics.failed.labels(self.service.name, kind).inc()
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             *header_pairs(message),
             ("dlq.service", self.service.name.encode()),
             ("dlq.reason", kind.encode()),
