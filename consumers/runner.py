@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from consumers.decoding import Decoder, Undecodable, header_pairs
 from consumers.metrics import Metrics
@@ -101,8 +102,8 @@ class Runner:
         try:
             with self.engine.begin() as connection:
                 self.service.handle(event, connection)
-        except OperationalError as exc:
-            raise Retriable(f"database: {exc.orig}") from exc
+        except (OperationalError, PoolTimeout) as exc:  # the database is away or busy: later may work
+            raise Retriable(f"database: {exc}") from exc
 
     def _retry_later(
         self, consumer: Consumer, place: tuple[str, int, int], exc: HandlerError, fields: dict[str, Any], stop: threading.Event

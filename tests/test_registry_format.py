@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,14 @@ import uvicorn
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from sqlalchemy import Engine, text
 
+from consumers import settings as consumer_settings
+from consumers.decoding import Decoder
+from consumers.job_store import SERVICE as JOB_STORE
+from consumers.metrics import Metrics
+from consumers.runner import Runner
+from consumers.store import create_tables, engine_for
 from ingestor.localkafka import free_port
 from ingestor.settings import Settings
 from schemas import avro
@@ -64,3 +72,36 @@ def test_an_unreachable_registry_is_503_not_an_acknowledgement(topics: Settings)
     assert answer.status_code == 503
     assert answer.json()["outcome"] == "unavailable"
     assert read_topic(settings.bootstrap_servers, settings.job_topic("content_translate")) == []
+
+
+def test_job_store_decodes_the_registry_format(topics: Settings, registry: tuple[str, Registry], tmp_path: Path) -> None:
+    url, _ = registry
+    settings = tuned(topics, schema_registry_url=url)
+    body = json.dumps({"id": "j-sr3", "status": "success", "type": "content_translate", "result": "ciao"}).encode()
+    with serving(settings) as base, httpx.Client(base_url=base) as client:
+        assert client.post("/webhooks/sharpapi", content=body, headers=signed(body)).status_code == 200
+    config = consumer_settings.Settings(
+        bootstrap_servers=settings.bootstrap_servers,
+        topic_prefix=settings.topic_prefix,
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        schema_registry_url=url,
+    )
+    engine = engine_for(config.database_url)
+    create_tables(engine, JOB_STORE.tables)
+    stop = threading.Event()
+    with SchemaRegistryClient({"url": url}) as client:
+        runner = Runner(JOB_STORE, config, engine, Decoder(avro.load(avro.JOB_EVENT), registry=client), Metrics())
+        thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            found = wait_for(lambda: _rows(engine), "the job row")
+        finally:
+            stop.set()
+            thread.join(20)
+
+    assert found == [("j-sr3", '"ciao"')]
+
+
+def _rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text("SELECT id, result FROM jobs"))]
