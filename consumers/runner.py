@@ -96,7 +96,10 @@ class Runner:
             self.metrics.processed.labels(self.service.name).inc()
             log.info("processed", extra={**fields, "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
         self._attempts.pop(place, None)
-        consumer.store_offsets(message=message)
+        try:
+            consumer.store_offsets(message=message)
+        except KafkaException as exc:  # the partition was revoked meanwhile: its new owner redelivers
+            log.warning("offset not stored", extra={**fields, "error": str(exc)})
 
     def _apply(self, event: JobEvent) -> None:
         try:
