@@ -1,4 +1,4 @@
-"""The ``ingestor`` command: serve, topics, send, kafka."""
+"""The ``ingestor`` command: serve, topics, send, dev, kafka."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--concurrency", type=int, default=10)
     send.add_argument("--retry-delay", type=float, default=1.0, help="seconds before the first retry; doubles after each")
 
+    dev = commands.add_parser("dev", help="the whole stack without Docker: Kafka, topics, ingestor, consumer services")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--kafka-port", type=int, default=9092)
+    dev.add_argument("--data-dir", type=Path, default=Path(".ingestor-dev"))
+
     kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (no Docker needed)")
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--data-dir", type=Path, default=Path(".kafka-data"))
@@ -53,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topics(args)
         if args.command == "send":
             return _send(args)
+        if args.command == "dev":
+            from ingestor import stack
+            from ingestor.localkafka import LocalKafkaError
+
+            try:
+                return stack.main(args.data_dir, args.port, args.kafka_port)
+            except LocalKafkaError as exc:
+                print(f"ingestor dev: {exc}", file=sys.stderr)
+                return 1
         return _kafka(args)
     except SettingsError as exc:
         print(f"ingestor: configuration error: {exc}", file=sys.stderr)

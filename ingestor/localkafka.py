@@ -104,7 +104,9 @@ class LocalKafka:
     def __init__(self, data_dir: Path, port: int = 0, controller_port: int = 0, heap: str = "512m") -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.controller_port = controller_port or free_port()
+        # The controller's address is part of the formatted metadata: a restart must reuse it.
+        remembered = data_dir / "controller.port"
+        self.controller_port = controller_port or (int(remembered.read_text()) if remembered.exists() else free_port())
         self.heap = heap
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -121,6 +123,7 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
         properties.write_text(self._properties())
+        (self.data_dir / "controller.port").write_text(str(self.controller_port))
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=").replace("-", "A", 1)
             fmt = [*self._java(cp), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), "--standalone"]
