@@ -18,14 +18,18 @@ SERVICES: dict[str, Service] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="consumers", description="Consumer services of the SharpAPI job topics.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the services, their topics and tables")
     run = commands.add_parser("run", help="run one service until SIGTERM or Ctrl-C")
     run.add_argument("service", choices=sorted(SERVICES))
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "list":
         for service in SERVICES.values():
             print(f"{service.name:14} {service.description}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from ingestor.settings import Settings, SettingsError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingestor", description="SharpAPI webhook ingestor: signed webhooks in, Avro events on Kafka out."
     )
@@ -50,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     kafka.add_argument("--data-dir", type=Path, default=Path(".kafka-data"))
     kafka.add_argument("--fetch-only", action="store_true", help="fetch the broker's jars into the cache, then exit")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
