@@ -1,8 +1,8 @@
 """The only module that talks to the Kafka producer.
 
-A thread polls the producer for delivery reports and hands each batch of them to the
-event loop in one call, so awaiting an acknowledgement costs one thread hop per batch,
-not per message.
+A thread polls the producer for delivery reports. Reports queue up in a deque; the first
+one to arrive while the event loop has none pending schedules a drain, so the loop wakes
+once per batch of reports, not once per message, and never waits for a poll to time out.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ class Publisher:
     def __init__(self, config: Mapping[str, object]) -> None:
         self._producer = Producer(dict(config))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reports: list[_Report] = []
+        self._reports: deque[_Report] = deque()
+        self._drain_scheduled = False
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
 
@@ -61,7 +63,7 @@ class Publisher:
         self._stopping.set()
         await asyncio.to_thread(self._poller.join)
         left: int = await asyncio.to_thread(self._producer.flush, timeout)
-        self._hand_over()
+        self._drain()
         return left
 
     async def publish(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Delivered:
@@ -72,6 +74,9 @@ class Publisher:
 
         def report(err: KafkaError | None, msg: Message) -> None:
             self._reports.append((future, time.perf_counter() - started, err, msg))
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._wake()
 
         try:
             self._producer.produce(topic, value, key, headers=list(headers), on_delivery=report)
@@ -91,22 +96,22 @@ class Publisher:
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
-            self._producer.poll(0.05)
-            self._hand_over()
+            self._producer.poll(0.1)
 
-    def _hand_over(self) -> None:
-        if self._reports:
-            reports, self._reports = self._reports, []
-            assert self._loop is not None
-            if not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(_settle, reports)
+    def _wake(self) -> None:
+        assert self._loop is not None
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._drain)
 
-
-def _settle(reports: list[_Report]) -> None:
-    for future, seconds, err, msg in reports:
-        if future.done():
-            continue
-        if err is not None:
-            future.set_exception(PublishError(err.str()))
-        else:
-            future.set_result(Delivered(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, seconds))
+    def _drain(self) -> None:
+        """On the event loop: settle every report queued so far."""
+        self._drain_scheduled = False
+        reports = self._reports
+        while reports:
+            future, seconds, err, msg = reports.popleft()
+            if future.done():
+                continue
+            if err is not None:
+                future.set_exception(PublishError(err.str()))
+            else:
+                future.set_result(Delivered(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, seconds))
