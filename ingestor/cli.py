@@ -1,4 +1,4 @@
-"""The ``ingestor`` command: serve, topics, send, dev, kafka."""
+"""The ``ingestor`` command: serve, topics, send, show, dev, kafka."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--concurrency", type=int, default=10)
     send.add_argument("--retry-delay", type=float, default=1.0, help="seconds before the first retry; doubles after each")
 
+    show = commands.add_parser("show", help="print a topic's messages decoded, one JSON object per line")
+    show.add_argument("topic", help="a full topic name, e.g. sharpapi.jobs.content_translate")
+    show.add_argument("--limit", type=int, default=100)
+
     dev = commands.add_parser("dev", help="the whole stack without Docker: Kafka, topics, ingestor, consumer services")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--kafka-port", type=int, default=9092)
@@ -62,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topics(args)
         if args.command == "send":
             return _send(args)
+        if args.command == "show":
+            return _show(args)
         if args.command == "dev":
             from ingestor import stack
             from ingestor.localkafka import LocalKafkaError
@@ -140,6 +146,21 @@ def _send(args: argparse.Namespace) -> int:
         print(f"not accepted after {failure.attempts} attempts: {failure.status or 'no answer'} {failure.answer}", file=sys.stderr)
     print(summary)
     return 1 if summary.failed else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
+    from ingestor.inspection import decoded, messages, to_json
+
+    settings = Settings.from_env(os.environ, require_secret=False)
+    try:
+        for message in messages(settings.bootstrap_servers, args.topic, args.limit):
+            print(to_json(decoded(message)))
+    except KafkaException as exc:
+        print(f"ingestor show: {args.topic}: {exc.args[0].str()}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _kafka(args: argparse.Namespace) -> int:

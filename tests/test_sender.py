@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from ingestor.sender import USER_AGENT, encode, generated_payloads, sample_payloads, send_all
 from ingestor.settings import Settings
 from schemas import avro
-from tests.conftest import SECRET, read_topic
+from tests.conftest import SECRET, read_topic, signed
 
 
 def run_send(url: str, secret: bytes, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,3 +59,35 @@ def test_generated_jobs_are_distinct_and_valid() -> None:
     assert len({payload["id"] for payload in payloads}) == 500
     assert {payload["status"] for payload in payloads} == {"success", "failed"}
     assert all("result" not in payload for payload in payloads if payload["status"] == "failed")
+
+
+def test_show_prints_the_topic_decoded(ingestor: str, settings: Settings) -> None:
+    body = b'{"id": "shown-1", "status": "success", "type": "content_translate", "result": {"content": "ciao"}}'
+    assert httpx.post(f"{ingestor}/webhooks/sharpapi", content=body, headers=signed(body)).status_code == 200
+    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "ingestor", "show", settings.job_topic("content_translate")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "ingestor", "show", f"{settings.topic_prefix}.nope"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    [line] = [json.loads(text) for text in shown.stdout.splitlines()]
+    assert (line["key"], line["value"]["id"], line["value"]["result"], line["value"]["route"]) == (
+        "shown-1",
+        "shown-1",
+        '{"content": "ciao"}',
+        None,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"ingestor show: {settings.topic_prefix}.nope: ")
