@@ -58,8 +58,9 @@ class Runner:
             }
         )
         producer = Producer({**self.settings.kafka_config(), "enable.idempotence": True, "acks": "all"})
-        consumer.subscribe(list(self.service.topics(self.settings)), on_revoke=_commit)
-        log.info("consuming", extra={"service": self.service.name, "topics": list(self.service.topics(self.settings))})
+        topics = list(self.service.topics(self.settings))
+        consumer.subscribe(topics, on_revoke=_commit)
+        log.info("consuming", extra={"service": self.service.name, "topics": topics})
         try:
             while not stop.is_set():
                 message = consumer.poll(0.5)
@@ -78,6 +79,7 @@ class Runner:
         started = time.perf_counter()
         place = (message.topic() or "", message.partition() or 0, message.offset() or 0)
         fields: dict[str, Any] = {"service": self.service.name, "topic": place[0], "partition": place[1], "offset": place[2]}
+        failure: tuple[str, str] | None = None
         try:
             event = self.decoder.decode(message)
             fields.update(job_id=event["id"], type=event["type"], status=event["status"])
@@ -86,15 +88,21 @@ class Runner:
             if exc.retriable:
                 self._retry_later(consumer, place, exc, fields, stop)
                 return
-            self._dead_letter(producer, message, "permanent", str(exc), fields)
+            failure = ("permanent", str(exc))
         except Undecodable as exc:
-            self._dead_letter(producer, message, "undecodable", str(exc), fields)
+            failure = ("undecodable", str(exc))
         except Exception as exc:
             log.exception("handler failed unexpectedly", extra=fields)
-            self._dead_letter(producer, message, "unexpected", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", fields)
-        else:
+            failure = ("unexpected", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        if failure is None:
             self.metrics.processed.labels(self.service.name).inc()
             log.info("processed", extra={**fields, "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+        else:
+            try:
+                self._dead_letter(producer, message, *failure, fields)
+            except KafkaException as exc:  # the dead letter is not safe yet: keep the offset, try again later
+                self._retry_later(consumer, place, Retriable(f"dead-letter topic: {exc}"), fields, stop)
+                return
         self._attempts.pop(place, None)
         try:
             consumer.store_offsets(message=message)
