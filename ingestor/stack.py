@@ -27,7 +27,8 @@ from ingestor.localkafka import LocalKafka
 from ingestor.settings import Settings
 from ingestor.topics import reconcile
 
-STOP_TIMEOUT_S = 15.0
+CHILDREN_STOP_S = 12.0  # then the broker gets the rest of the 20 s that Ctrl-C promises
+BROKER_STOP_S = 6.0
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Stack:
             return self._watch()
         finally:
             self._stop_children()
-            self.broker.stop()
+            self.broker.stop(timeout=BROKER_STOP_S)
             self._say("stack", "stopped")
 
     def _start(self, child: Child, environment: Mapping[str, str]) -> None:
@@ -148,7 +149,7 @@ class Stack:
         return 0
 
     def _stop_children(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT_S
+        deadline = time.monotonic() + CHILDREN_STOP_S
         for child in self.children:  # in order: the ingestor first, so nothing new is acknowledged
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
