@@ -155,7 +155,7 @@ def _show(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(os.environ, require_secret=False)
     try:
-        for message in messages(settings.bootstrap_servers, args.topic, args.limit):
+        for message in messages(settings.kafka_config(), args.topic, args.limit):
             print(to_json(decoded(message)))
     except KafkaException as exc:
         print(f"ingestor show: {args.topic}: {exc.args[0].str()}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -38,9 +38,9 @@ def decoded(message: Message) -> dict[str, Any]:
     return shown
 
 
-def messages(bootstrap_servers: str, topic: str, limit: int, timeout: float = 10.0) -> Iterator[Message]:
+def messages(config: Mapping[str, Any], topic: str, limit: int, timeout: float = 10.0) -> Iterator[Message]:
     """Up to ``limit`` messages from the start of every partition, stopping at the current end."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"ingestor-show-{uuid.uuid4()}", "enable.auto.commit": False})
+    consumer = Consumer({**config, "group.id": f"ingestor-show-{uuid.uuid4()}", "enable.auto.commit": False})
     try:
         described = consumer.list_topics(topic, timeout=timeout).topics[topic]
         if described.error is not None or not described.partitions:
