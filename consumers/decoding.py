@@ -40,7 +40,7 @@ class Decoder:
             raise Undecodable("the message has no value")
         headers = dict(header_pairs(message))
         try:
-            if headers.get("content-type", b"").endswith(b"registry=confluent"):
+            if headers.get("content-type") == avro.CONFLUENT_CONTENT_TYPE.encode():
                 return self._datum(value[5:], self._registered(value))
             writer = self._writers.get(headers.get("avro.schema.fingerprint", b"").decode(), self._reader.parsed)
             return self._datum(value, writer)

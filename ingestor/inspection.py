@@ -29,7 +29,7 @@ def decoded(message: Message) -> dict[str, Any]:
     name = headers.get("avro.schema.name", b"").decode()
     try:
         shown["value"] = (
-            avro.load(name).decode(value) if name and not headers.get("content-type", b"").endswith(b"registry=confluent") else None
+            avro.load(name).decode(value) if name and headers.get("content-type") != avro.CONFLUENT_CONTENT_TYPE.encode() else None
         )
     except (OSError, ValueError, EOFError, IndexError, KeyError):
         shown["value"] = None

@@ -11,10 +11,9 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from ingestor.publisher import PublishError
-from schemas.avro import CONTENT_TYPE, Schema
+from schemas.avro import CONFLUENT_CONTENT_TYPE, CONTENT_TYPE, Schema
 
 Headers = list[tuple[str, bytes]]
-CONFLUENT_CONTENT_TYPE = f"{CONTENT_TYPE}; registry=confluent"
 
 
 def _headers(schema: Schema, content_type: str) -> Headers:

@@ -19,6 +19,8 @@ from fastavro.types import Schema as ParsedSchema
 
 DIRECTORY = Path(__file__).parent
 CONTENT_TYPE = "avro/binary"
+# Values framed for Confluent Schema Registry: a zero byte, the 4-byte schema id, then the datum.
+CONFLUENT_CONTENT_TYPE = f"{CONTENT_TYPE}; registry=confluent"
 
 JOB_EVENT = "sharpapi.ingestor.JobEvent"
 RAW_DELIVERY = "sharpapi.ingestor.RawDelivery"
