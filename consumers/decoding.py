@@ -1,10 +1,10 @@
-"""Turn a job-topic message back into a JobEvent, whichever schema version wrote it."""
+"""Turn a message back into its record (a JobEvent, a RawDelivery, …), whichever schema version wrote it."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, cast
 
@@ -19,7 +19,7 @@ CONFLUENT_MAGIC = 0
 
 
 class Undecodable(Exception):
-    """The message is not a JobEvent this service can read."""
+    """The message is not a record this reader can read."""
 
 
 class Decoder:
@@ -35,10 +35,11 @@ class Decoder:
         self._registry = registry
 
     def decode(self, message: Message) -> JobEvent:
-        value = message.value()
+        return cast(JobEvent, self.decode_value(message.value(), dict(header_pairs(message))))
+
+    def decode_value(self, value: bytes | None, headers: Mapping[str, bytes]) -> dict[str, Any]:
         if not value:
             raise Undecodable("the message has no value")
-        headers = dict(header_pairs(message))
         try:
             if headers.get("content-type") == avro.CONFLUENT_CONTENT_TYPE.encode():
                 return self._datum(value[5:], self._registered(value))
@@ -47,11 +48,10 @@ class Decoder:
         except Undecodable:
             raise
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, … on foreign bytes
-            raise Undecodable(f"not a JobEvent datum: {type(exc).__name__}: {exc}") from exc
+            raise Undecodable(f"not a {self._reader.name.rsplit('.', 1)[-1]} datum: {type(exc).__name__}: {exc}") from exc
 
-    def _datum(self, datum: bytes, writer: Any) -> JobEvent:
-        record = fastavro.schemaless_reader(io.BytesIO(datum), writer, self._reader.parsed)
-        return cast(JobEvent, record)
+    def _datum(self, datum: bytes, writer: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(datum), writer, self._reader.parsed))
 
     def _registered(self, value: bytes) -> Any:
         if self._registry is None:

@@ -75,7 +75,6 @@ class Runner:
             consumer.close()
             producer.flush(10)
             producer.purge()  # a dead letter still unconfirmed kept its offset: it comes again
-            producer.close()
 
     def _process(self, consumer: Consumer, producer: Producer, message: Message, stop: threading.Event) -> None:
         started = time.perf_counter()

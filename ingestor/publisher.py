@@ -67,8 +67,7 @@ class Publisher:
         self._stopping.set()
         await asyncio.to_thread(self._poller.join)
         left: int = await asyncio.to_thread(self._producer.flush, timeout)
-        self._producer.purge()
-        await asyncio.to_thread(self._producer.close)
+        self._producer.purge()  # the producer itself is destroyed with this object (confluent-kafka < 2.13 has no close())
         self._drain()
         return left
 

@@ -66,4 +66,4 @@ class ConfluentAvro:
         return value, self._headers[schema.name]
 
     def close(self) -> None:
-        self._client.close()
+        self._client.__exit__(None, None, None)  # confluent-kafka < 2.13 has no close(); this closes its HTTP session

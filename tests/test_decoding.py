@@ -10,7 +10,6 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import Message
 
 from consumers.decoding import Decoder, Undecodable
 from schemas import avro
@@ -35,49 +34,43 @@ def newer_schema(tmp_path: Path) -> avro.Schema:
     return avro.load(avro.JOB_EVENT, tmp_path)
 
 
-def message(schema: avro.Schema, record: dict[str, Any]) -> Message:
+def message(schema: avro.Schema, record: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
+    """A message's value and headers as the ingestor writes them."""
     datum = io.BytesIO()
     fastavro.schemaless_writer(datum, schema.parsed, record)
-    headers: list[tuple[str, str | bytes | None]] = [
-        ("content-type", b"avro/binary"),
-        ("avro.schema.name", schema.name.encode()),
-        ("avro.schema.fingerprint", schema.fingerprint.encode()),
-    ]
-    return Message(topic="sharpapi.jobs.content_translate", partition=0, offset=0, key=b"j-1", value=datum.getvalue(), headers=headers)
+    headers = {
+        "content-type": b"avro/binary",
+        "avro.schema.name": schema.name.encode(),
+        "avro.schema.fingerprint": schema.fingerprint.encode(),
+    }
+    return datum.getvalue(), headers
 
 
 def test_a_reader_with_the_current_schema_reads_current_events() -> None:
-    assert Decoder(CURRENT).decode(message(CURRENT, EVENT)) == EVENT
+    assert Decoder(CURRENT).decode_value(*message(CURRENT, EVENT)) == EVENT
 
 
 def test_a_reader_with_the_previous_schema_reads_events_of_a_newer_writer(tmp_path: Path) -> None:
     newer = newer_schema(tmp_path)
     assert newer.fingerprint != CURRENT.fingerprint
 
-    assert Decoder(CURRENT).decode(message(newer, {**EVENT, "model": "gpt-4o"})) == EVENT
+    assert Decoder(CURRENT).decode_value(*message(newer, {**EVENT, "model": "gpt-4o"})) == EVENT
 
 
 def test_a_reader_with_a_newer_schema_reads_events_of_the_previous_writer_with_the_default(tmp_path: Path) -> None:
     newer = newer_schema(tmp_path)
 
-    assert Decoder(newer, known=[CURRENT]).decode(message(CURRENT, EVENT)) == {**EVENT, "model": None}
+    assert Decoder(newer, known=[CURRENT]).decode_value(*message(CURRENT, EVENT)) == {**EVENT, "model": None}
 
 
 def test_foreign_bytes_are_undecodable_with_a_reason() -> None:
-    foreign = Message(topic="t", partition=0, offset=0, value=b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
     with pytest.raises(Undecodable, match=r"^not a JobEvent datum: "):
-        Decoder(CURRENT).decode(foreign)
+        Decoder(CURRENT).decode_value(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", {})
     with pytest.raises(Undecodable, match=r"^the message has no value$"):
-        Decoder(CURRENT).decode(Message(topic="t", partition=0, offset=0, value=None))
+        Decoder(CURRENT).decode_value(None, {})
 
 
 def test_the_registry_format_without_a_registry_is_undecodable() -> None:
-    framed = Message(
-        topic="t",
-        partition=0,
-        offset=0,
-        value=b"\x00\x00\x00\x00\x01" + CURRENT.encode(EVENT),
-        headers=[("content-type", b"avro/binary; registry=confluent")],
-    )
+    framed = b"\x00\x00\x00\x00\x01" + CURRENT.encode(EVENT)
     with pytest.raises(Undecodable, match="SCHEMA_REGISTRY_URL is not set"):
-        Decoder(CURRENT).decode(framed)
+        Decoder(CURRENT).decode_value(framed, {"content-type": b"avro/binary; registry=confluent"})
