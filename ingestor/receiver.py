@@ -108,13 +108,13 @@ class Receiver:
         else:
             event = {**common, "id": job.id, "type": job.type, "status": job.status, "result": job.result}
             raw, written = await asyncio.gather(
-                self._write(self._raw_topic, job.id, self._raw_delivery, envelope),
+                self._write(self._raw_topic, job.id, self._raw_delivery, {**envelope, **_job_fields(job)}),
                 self._write(topic, job.id, self._job_event, event),
             )
             return Receipt("accepted", secret.label, written, raw, job=job, duplicate=self._seen(job, delivery.body))
         key = delivery.delivery_id if job is None else job.id
         raw, written = await asyncio.gather(
-            self._write(self._raw_topic, key, self._raw_delivery, envelope),
+            self._write(self._raw_topic, key, self._raw_delivery, {**envelope, **_job_fields(job)}),
             self._write(self._dlq_topic, delivery.delivery_id, self._dead_letter, {**envelope, "reason": reason, "detail": detail}),
         )
         return Receipt("dead_lettered", secret.label, written, raw, job=job, reason=reason, detail=detail)
@@ -131,3 +131,10 @@ class Receiver:
         if len(self._recent) > self._remembered_jobs:
             self._recent.popitem(last=False)
         return duplicate
+
+
+def _job_fields(job: Job | None) -> dict[str, str | None]:
+    """What the raw record says of the job, so the raw topic alone answers per-type questions (analytics)."""
+    if job is None:
+        return {"job_id": None, "job_type": None, "job_status": None}
+    return {"job_id": job.id, "job_type": job.type, "job_status": job.status}

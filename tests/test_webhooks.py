@@ -118,6 +118,7 @@ def test_raw_topic_holds_every_authentic_delivery_as_received(client: httpx.Clie
         assert raw["headers"]["x-signature"] == signed(body)["X-Signature"]
         assert raw["headers"]["user-agent"] == "SharpAPIWebhook/1.0"
         assert "authorization" not in raw["headers"]
+        assert (raw["job_id"], raw["job_type"], raw["job_status"]) == (BLOG["id"], "content_translate", "success")
     assert len({raw["delivery_id"] for raw in raws}) == 2
     [event, _] = decoded(read_topic(settings.bootstrap_servers, settings.job_topic("content_translate")), JOB_EVENT)
     assert event["route"] == "team-a"
@@ -260,6 +261,7 @@ def test_authentic_garbage_is_dead_lettered_with_its_reason_and_answered_2xx(
     [raw] = decoded(read_topic(settings.bootstrap_servers, settings.raw_topic), RAW)
     assert raw["body"] == body
     assert raw["delivery_id"] == letter["delivery_id"]
+    assert (raw["job_id"], raw["job_type"], raw["job_status"]) == (None, None, None)
     assert f'ingestor_dead_letters_total{{reason="{reason}"}} 1.0' in client.get("/metrics").text
 
 
