@@ -62,8 +62,12 @@ class Decoder:
 
 
 def header_pairs(message: Message) -> list[tuple[str, bytes]]:
-    raw = message.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
+    return pairs_of(message.headers())
+
+
+def pairs_of(headers: Any) -> list[tuple[str, bytes]]:
+    """Kafka headers as the clients give them (a list of pairs, a dict, or None), values as bytes."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or []
     return [(name, value.encode() if isinstance(value, str) else value) for name, value in pairs if value is not None]
 
 

@@ -22,6 +22,8 @@ class Settings:
     schema_registry_url: str | None = None
     schema_registry_user_info: str | None = field(default=None, repr=False)
     max_backoff_s: float = 30.0
+    analytics_state_dir: str = "analytics-state"
+    analytics_grace_ms: int = 10_000
     log_level: str = "INFO"
     log_format: str = "json"
     kafka_overrides: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -37,6 +39,9 @@ class Settings:
         backoff = text("MAX_RETRY_BACKOFF_MS")
         if backoff and not (backoff.isdigit() and int(backoff) > 0):
             raise SettingsError(f"MAX_RETRY_BACKOFF_MS must be a positive integer, not {backoff!r}")
+        grace = text("ANALYTICS_GRACE_MS")
+        if grace and not grace.isdigit():
+            raise SettingsError(f"ANALYTICS_GRACE_MS must be a whole number of milliseconds, not {grace!r}")
         return cls(
             bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS") or cls.bootstrap_servers,
             topic_prefix=text("TOPIC_PREFIX") or cls.topic_prefix,
@@ -44,6 +49,8 @@ class Settings:
             schema_registry_url=text("SCHEMA_REGISTRY_URL") or None,
             schema_registry_user_info=text("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") or None,
             max_backoff_s=int(backoff) / 1000 if backoff else cls.max_backoff_s,
+            analytics_state_dir=text("ANALYTICS_STATE_DIR") or cls.analytics_state_dir,
+            analytics_grace_ms=int(grace) if grace else cls.analytics_grace_ms,
             log_level=(text("LOG_LEVEL") or cls.log_level).upper(),
             log_format=log_format,
             kafka_overrides={
@@ -65,6 +72,14 @@ class Settings:
 
     def group(self, service: str) -> str:
         return f"{self.topic_prefix}.{service}"
+
+    @property
+    def raw_topic(self) -> str:
+        return f"{self.topic_prefix}.webhooks.raw"
+
+    @property
+    def stats_topic(self) -> str:
+        return f"{self.topic_prefix}.analytics.job_stats"
 
     def dlq_topic(self, service: str) -> str:
         return f"{self.topic_prefix}.dlq.{service}"

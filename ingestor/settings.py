@@ -92,6 +92,11 @@ class Settings:
     def job_topic(self, job_type: str) -> str:
         return self.topic(f"jobs.{job_type}")
 
+    @property
+    def stats_topic(self) -> str:
+        """Written by the analytics application (``consumers analytics``); created with the others."""
+        return self.topic("analytics.job_stats")
+
 
 def _secrets(current: str, previous: str) -> tuple[Secret, ...]:
     found = [Secret("current", current.encode())] if current else []

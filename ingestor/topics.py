@@ -90,6 +90,7 @@ def plan(settings: Settings, existing: Iterable[str] = ()) -> list[TopicSpec]:
     return [
         _spec(settings, settings.raw_topic, {"cleanup.policy": "delete", "retention.ms": str(settings.raw_retention_ms)}),
         _spec(settings, settings.dlq_topic, {"cleanup.policy": "delete", "retention.ms": str(settings.dlq_retention_ms)}),
+        _spec(settings, settings.stats_topic, {"cleanup.policy": "compact"}),
         *(job_topic(settings, job_type) for job_type in sorted(seen.union(KNOWN_JOB_TYPES))),
     ]
 

@@ -16,19 +16,11 @@ from schemas.avro import CONFLUENT_CONTENT_TYPE, CONTENT_TYPE, Schema
 Headers = list[tuple[str, bytes]]
 
 
-def _headers(schema: Schema, content_type: str) -> Headers:
-    return [
-        ("content-type", content_type.encode()),
-        ("avro.schema.name", schema.name.encode()),
-        ("avro.schema.fingerprint", schema.fingerprint.encode()),
-    ]
-
-
 class PlainAvro:
     """The Avro binary datum alone; headers name the schema and its CRC-64-AVRO fingerprint."""
 
     def __init__(self, *schemas: Schema) -> None:
-        self._headers = {schema.name: _headers(schema, CONTENT_TYPE) for schema in schemas}
+        self._headers = {schema.name: schema.headers(CONTENT_TYPE) for schema in schemas}
 
     async def serialize(self, topic: str, schema: Schema, record: Mapping[str, Any]) -> tuple[bytes, Headers]:
         return schema.encode(record), self._headers[schema.name]
@@ -48,7 +40,7 @@ class ConfluentAvro:
         config = {"url": url} if user_info is None else {"url": url, "basic.auth.user.info": user_info}
         self._client = client = SchemaRegistryClient(config)
         self._serializers = {schema.name: AvroSerializer(client, schema.text, conf={"auto.register.schemas": True}) for schema in schemas}
-        self._headers = {schema.name: _headers(schema, CONFLUENT_CONTENT_TYPE) for schema in schemas}
+        self._headers = {schema.name: schema.headers(CONFLUENT_CONTENT_TYPE) for schema in schemas}
         self._registered: set[tuple[str, str]] = set()
 
     async def serialize(self, topic: str, schema: Schema, record: Mapping[str, Any]) -> tuple[bytes, Headers]:

@@ -25,6 +25,7 @@ CONFLUENT_CONTENT_TYPE = f"{CONTENT_TYPE}; registry=confluent"
 JOB_EVENT = "sharpapi.ingestor.JobEvent"
 RAW_DELIVERY = "sharpapi.ingestor.RawDelivery"
 DEAD_LETTER = "sharpapi.ingestor.DeadLetter"
+JOB_STATS = "sharpapi.ingestor.JobStats"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class Schema:
         out = io.BytesIO()
         fastavro.schemaless_writer(out, self.parsed, record, strict=True)
         return out.getvalue()
+
+    def headers(self, content_type: str = CONTENT_TYPE) -> list[tuple[str, bytes]]:
+        """The Kafka headers that name this schema beside its datums, as every writer here sets them."""
+        return [
+            ("content-type", content_type.encode()),
+            ("avro.schema.name", self.name.encode()),
+            ("avro.schema.fingerprint", self.fingerprint.encode()),
+        ]
 
     def decode(self, datum: bytes, writer: Schema | None = None) -> dict[str, Any]:
         """Decode ``datum``; pass the ``writer`` schema when it differs from this reader's."""

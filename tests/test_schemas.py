@@ -9,7 +9,7 @@ import pytest
 
 from schemas import avro
 
-NAMES = [avro.JOB_EVENT, avro.RAW_DELIVERY, avro.DEAD_LETTER]
+NAMES = [avro.JOB_EVENT, avro.RAW_DELIVERY, avro.DEAD_LETTER, avro.JOB_STATS]
 EVENT = {
     "id": "bf683177-3a48-47d1-9c4e-0b4de39517fa",
     "type": "content_translate",

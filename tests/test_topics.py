@@ -29,19 +29,21 @@ def test_creates_every_topic_with_its_configuration_then_finds_them_ok(settings:
     second = run_topics(settings)
 
     names = [spec.name for spec in plan(settings)]
-    assert len(names) == 2 + len(KNOWN_JOB_TYPES)
+    assert len(names) == 3 + len(KNOWN_JOB_TYPES)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [f"created  {name}" for name in names]
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines() == [f"ok       {name}" for name in names]
     admin = AdminClient(settings.kafka_config())
     resources = [
-        ConfigResource(ResourceType.TOPIC, name) for name in (settings.raw_topic, settings.dlq_topic, settings.job_topic("hr_parse_resume"))
+        ConfigResource(ResourceType.TOPIC, name)
+        for name in (settings.raw_topic, settings.dlq_topic, settings.stats_topic, settings.job_topic("hr_parse_resume"))
     ]
     configs = {resource.name: future.result() for resource, future in admin.describe_configs(resources).items()}
     assert configs[settings.raw_topic]["cleanup.policy"].value == "delete"
     assert configs[settings.raw_topic]["retention.ms"].value == "3600000"
     assert configs[settings.dlq_topic]["cleanup.policy"].value == "delete"
+    assert configs[settings.stats_topic]["cleanup.policy"].value == "compact"
     assert configs[settings.job_topic("hr_parse_resume")]["cleanup.policy"].value == "compact"
     metadata = admin.list_topics(timeout=10)
     assert {len(metadata.topics[name].partitions) for name in names} == {2}
@@ -53,7 +55,7 @@ def test_check_reports_missing_topics_and_creates_nothing(settings: Settings) ->
     assert checked.returncode == 1
     assert checked.stdout.splitlines()[0] == f"missing  {settings.raw_topic}"
     assert (
-        checked.stderr == f"{2 + len(KNOWN_JOB_TYPES)} of {2 + len(KNOWN_JOB_TYPES)} topics are missing or differ from the configuration\n"
+        checked.stderr == f"{3 + len(KNOWN_JOB_TYPES)} of {3 + len(KNOWN_JOB_TYPES)} topics are missing or differ from the configuration\n"
     )
     assert settings.raw_topic not in AdminClient(settings.kafka_config()).list_topics(timeout=10).topics
 
