@@ -1,6 +1,6 @@
 """``ingestor dev``: the whole stack on one machine without Docker, as child processes.
 
-A local broker, the topics, the ingestor and every consumer service. Children run in
+A local broker, the topics, the ingestor, every consumer service and the analytics. Children run in
 sessions of their own so that Ctrl-C reaches only this supervisor, which then stops them in
 order: the ingestor (no new acknowledgements), the consumers (commit), the broker last.
 If a child dies, the stack says so at once and stops: a half-running stack hides failures.
@@ -76,6 +76,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
             "SHARPAPI_WEBHOOK_SECRET": secret,
             "DATABASE_URL": database_url,
+            "ANALYTICS_STATE_DIR": str(self.data_dir / "analytics-state"),
         }
         self._say("stack", f"starting Kafka on {self.broker.bootstrap_servers} (data in {self.broker.data_dir})")
         self.broker.start()
@@ -88,6 +89,7 @@ class Stack:
             self.children = [
                 Child("ingestor", [*python, "ingestor", "serve", "--host", "127.0.0.1", "--port", str(self.port)]),
                 *(Child(name, [*python, "consumers", "run", name]) for name in consumer_services()),
+                Child("analytics", [*python, "consumers", "analytics"]),
             ]
             for child in self.children:
                 self._start(child, environment)
@@ -95,6 +97,7 @@ class Stack:
                 return 1
             self._say("stack", f"webhooks: http://127.0.0.1:{self.port}/webhooks/sharpapi  metrics: http://127.0.0.1:{self.port}/metrics")
             self._say("stack", f"Kafka: {self.broker.bootstrap_servers}  database: {database_url}")
+            self._say("stack", f"stats: table job_stats, topic {settings.stats_topic}  (ingestor show {settings.stats_topic})")
             self._say("stack", f"signing secret: {secret}  (try: SHARPAPI_WEBHOOK_SECRET={secret} ingestor send --samples)")
             self._say("stack", "ready; Ctrl-C stops everything")
             return self._watch()

@@ -22,14 +22,14 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _jobs(database: Path) -> int:
+def _query(database: Path, query: str) -> tuple[object, ...] | None:
     if not database.exists():
-        return 0
+        return None
     with sqlite3.connect(database) as connection:
         try:
-            return int(connection.execute("SELECT count(*) FROM jobs").fetchone()[0])
+            return tuple(connection.execute(query).fetchone())
         except sqlite3.OperationalError:  # the table is not created yet
-            return 0
+            return None
 
 
 def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it(tmp_path: Path) -> None:
@@ -58,10 +58,21 @@ def test_dev_runs_the_stack_and_ctrl_c_stops_all_of_it(tmp_path: Path) -> None:
         assert sent.returncode == 0, sent.stderr
         assert sent.stdout.startswith(f"sent {len(sample_payloads())}: {len(sample_payloads())} accepted; 0 retries")
         distinct = len({payload["id"] for payload in sample_payloads()})
-        wait_for(lambda: _jobs(data / "jobs.db") == distinct, "every sample job in the job store", timeout=90)
+        wait_for(
+            lambda: _query(data / "jobs.db", "SELECT count(*) FROM jobs") == (distinct,), "every sample job in the job store", timeout=90
+        )
+        types = len({payload["type"] for payload in sample_payloads()})
+        wait_for(
+            lambda: (
+                _query(data / "jobs.db", "SELECT sum(deliveries), count(DISTINCT job_type) FROM job_stats")
+                == (len(sample_payloads()), types)
+            ),
+            "every sample delivery in the stats",
+            timeout=90,
+        )
         listed = subprocess.run(["pgrep", "-P", str(stack.pid)], capture_output=True, text=True, check=True)
         children.extend(int(pid) for pid in listed.stdout.split())
-        assert len(children) == 7  # the broker, the ingestor and five consumer services
+        assert len(children) == 8  # the broker, the ingestor, five consumer services and the analytics
     finally:
         stack.send_signal(signal.SIGINT)
         started = time.monotonic()
