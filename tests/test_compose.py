@@ -65,9 +65,10 @@ def test_the_image_default_command_is_real() -> None:
     PARSERS[program]().parse_args(arguments)
 
 
-def test_every_consumer_service_has_a_container() -> None:
+def test_every_consumer_service_and_the_analytics_have_a_container() -> None:
     running = {service["command"][2] for service in OURS.values() if service["command"][:2] == ["consumers", "run"]}
     assert running == set(consumers_cli.SERVICES)
+    assert [name for name, service in OURS.items() if service["command"] == ["consumers", "analytics"]] == ["analytics"]
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
