@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, Connection, String, Table, Text
 
 from consumers.service import JobEvent, Service, epoch_ms
 from consumers.settings import Settings
-from consumers.store import METADATA, upsert
+from consumers.store import METADATA, upsert_many
 
 JOBS = Table(
     "jobs",
@@ -24,20 +25,28 @@ JOBS = Table(
 
 
 def handle(event: JobEvent, connection: Connection) -> None:
-    row = {
-        "id": event["id"],
-        "type": event["type"],
-        "status": event["status"],
-        "result": event["result"],
-        "route": event["route"],
-        "received_at": epoch_ms(event["received_at"]),
-        "updated_at": epoch_ms(datetime.now(UTC)),
-    }
-    upsert(connection, JOBS, row, only_if_newer="received_at")
+    handle_many([event], connection)
+
+
+def handle_many(events: Sequence[JobEvent], connection: Connection) -> None:
+    now = epoch_ms(datetime.now(UTC))
+    rows = [
+        {
+            "id": event["id"],
+            "type": event["type"],
+            "status": event["status"],
+            "result": event["result"],
+            "route": event["route"],
+            "received_at": epoch_ms(event["received_at"]),
+            "updated_at": now,
+        }
+        for event in events
+    ]
+    upsert_many(connection, JOBS, rows, only_if_newer="received_at")
 
 
 def topics(settings: Settings) -> list[str]:
     return [settings.job_topics_pattern()]
 
 
-SERVICE = Service("job-store", "every job topic -> table jobs (latest state per job id)", topics, handle, (JOBS,))
+SERVICE = Service("job-store", "every job topic -> table jobs (latest state per job id)", topics, handle, (JOBS,), handle_many)

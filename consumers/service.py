@@ -41,17 +41,30 @@ class Retriable(HandlerError):
 
 
 Handler = Callable[[JobEvent, Connection], None]
+BatchHandler = Callable[[Sequence[JobEvent], Connection], None]
 
 
 @dataclass(frozen=True)
 class Service:
-    """``topics`` turns settings into the subscription: topic names, or one ``^`` pattern."""
+    """``topics`` turns settings into the subscription: topic names, or one ``^`` pattern.
+
+    ``handle_many``, when given, applies a batch at once (e.g. one multi-row upsert); it must
+    leave the same rows as ``handle`` applied to each event in order.
+    """
 
     name: str
     description: str
     topics: Callable[[Settings], Sequence[str]]
     handle: Handler
     tables: Sequence[Table] = field(default_factory=tuple)
+    handle_many: BatchHandler | None = None
+
+    def apply(self, events: Sequence[JobEvent], connection: Connection) -> None:
+        if self.handle_many is not None:
+            self.handle_many(events, connection)
+            return
+        for event in events:
+            self.handle(event, connection)
 
 
 def epoch_ms(moment: datetime) -> int:

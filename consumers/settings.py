@@ -22,6 +22,7 @@ class Settings:
     schema_registry_url: str | None = None
     schema_registry_user_info: str | None = field(default=None, repr=False)
     max_backoff_s: float = 30.0
+    batch_size: int = 500
     analytics_state_dir: str = "analytics-state"
     analytics_grace_ms: int = 10_000
     log_level: str = "INFO"
@@ -39,6 +40,9 @@ class Settings:
         backoff = text("MAX_RETRY_BACKOFF_MS")
         if backoff and not (backoff.isdigit() and int(backoff) > 0):
             raise SettingsError(f"MAX_RETRY_BACKOFF_MS must be a positive integer, not {backoff!r}")
+        batch = text("CONSUMER_BATCH_SIZE")
+        if batch and not (batch.isdigit() and int(batch) > 0):
+            raise SettingsError(f"CONSUMER_BATCH_SIZE must be a positive integer, not {batch!r}")
         grace = text("ANALYTICS_GRACE_MS")
         if grace and not grace.isdigit():
             raise SettingsError(f"ANALYTICS_GRACE_MS must be a whole number of milliseconds, not {grace!r}")
@@ -49,6 +53,7 @@ class Settings:
             schema_registry_url=text("SCHEMA_REGISTRY_URL") or None,
             schema_registry_user_info=text("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") or None,
             max_backoff_s=int(backoff) / 1000 if backoff else cls.max_backoff_s,
+            batch_size=int(batch) if batch else cls.batch_size,
             analytics_state_dir=text("ANALYTICS_STATE_DIR") or cls.analytics_state_dir,
             analytics_grace_ms=int(grace) if grace else cls.analytics_grace_ms,
             log_level=(text("LOG_LEVEL") or cls.log_level).upper(),

@@ -34,8 +34,21 @@ def create_tables(engine: Engine, tables: Sequence[Table]) -> None:
 
 def upsert(connection: Connection, table: Table, row: Mapping[str, Any], *, only_if_newer: str | None = None) -> None:
     """Insert ``row`` or replace the row with its primary key; with ``only_if_newer``, only when that column grew."""
-    insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table).values(**row)
+    upsert_many(connection, table, [row], only_if_newer=only_if_newer)
+
+
+def upsert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, only_if_newer: str | None = None) -> None:
+    """``upsert`` of each row in order, as one statement: per key, only the row that would have won is sent."""
+    if not rows:
+        return
     keys = [column.name for column in table.primary_key]
-    changes = {name: insert.excluded[name] for name in row if name not in keys}
+    winners: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[name] for name in keys)
+        kept = winners.get(key)
+        if kept is None or only_if_newer is None or kept[only_if_newer] <= row[only_if_newer]:
+            winners[key] = row
+    insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
+    changes = {name: insert.excluded[name] for name in rows[0] if name not in keys}
     where = None if only_if_newer is None else table.c[only_if_newer] <= insert.excluded[only_if_newer]
-    connection.execute(insert.on_conflict_do_update(index_elements=keys, set_=changes, where=where))
+    connection.execute(insert.on_conflict_do_update(index_elements=keys, set_=changes, where=where), list(winners.values()))

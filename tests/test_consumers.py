@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Column, Connection, Engine, String, Table, text
 
 from consumers import settings as consumer_settings
 from consumers.categories import SERVICE as CATEGORIES
@@ -30,7 +32,7 @@ from consumers.metrics import Metrics
 from consumers.resumes import SERVICE as RESUMES
 from consumers.runner import Runner
 from consumers.service import JobEvent, Permanent, Retriable, Service
-from consumers.store import METADATA, create_tables, engine_for
+from consumers.store import METADATA, create_tables, engine_for, upsert
 from consumers.translations import SERVICE as TRANSLATIONS
 from ingestor.localkafka import free_port
 from ingestor.sender import encode, sample_payloads
@@ -41,9 +43,13 @@ from tests.conftest import read_topic, signed, wait_for
 JOB_EVENT = avro.load(avro.JOB_EVENT)
 
 
-def for_consumers(settings: Settings, database_url: str) -> consumer_settings.Settings:
+def for_consumers(settings: Settings, database_url: str, batch_size: int = 500) -> consumer_settings.Settings:
     return consumer_settings.Settings(
-        bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix, database_url=database_url, max_backoff_s=0.2
+        bootstrap_servers=settings.bootstrap_servers,
+        topic_prefix=settings.topic_prefix,
+        database_url=database_url,
+        max_backoff_s=0.2,
+        batch_size=batch_size,
     )
 
 
@@ -83,6 +89,9 @@ def publish(settings: Settings, events: list[dict[str, Any]], *raw: bytes) -> No
     for event in events:
         producer.produce(settings.job_topic(event["type"]), JOB_EVENT.encode(event), event["id"].encode(), headers=headers)
     assert producer.flush(30) == 0
+
+
+T0 = int(datetime(2026, 12, 4, 12, 0, tzinfo=UTC).timestamp() * 1000)
 
 
 def job(
@@ -220,7 +229,7 @@ class Flaky:
 
 
 def test_undecodable_and_permanent_failures_are_dead_lettered_and_the_rest_goes_on(topics: Settings, tmp_path: Path) -> None:
-    config = for_consumers(topics, f"sqlite:///{tmp_path / 'jobs.db'}")
+    config = for_consumers(topics, f"sqlite:///{tmp_path / 'jobs.db'}", batch_size=1)  # counts the handler's calls one by one
     handler = Flaky()
     service = Service("flaky", "", lambda s: [s.job_topic("content_translate")], handler)
     publish(topics, [job("bad"), job("flaky"), job("good")], b"\xff\x00 not avro")
@@ -245,6 +254,53 @@ def test_undecodable_and_permanent_failures_are_dead_lettered_and_the_rest_goes_
     assert garbage["dlq.error"].startswith(b"not a JobEvent datum: ")
     assert (garbage["dlq.topic"], garbage["dlq.offset"]) == (topics.job_topic("content_translate").encode(), b"0")
     assert handler.attempts == {"bad": 1, "flaky": 3, "good": 1}
+
+
+SEEN = Table("seen", METADATA, Column("job_id", String(256), primary_key=True), Column("status", String(64), nullable=False))
+
+
+def _remember_unless_bad(event: JobEvent, connection: Connection) -> None:
+    if event["id"] == "bad":
+        raise Permanent("bad is never usable")
+    upsert(connection, SEEN, {"job_id": event["id"], "status": event["status"]})
+
+
+def test_a_failure_inside_a_batch_ends_as_one_by_one_would(topics: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = for_consumers(topics, f"sqlite:///{tmp_path / 'jobs.db'}")
+    service = Service("batched", "", lambda s: [s.job_topic("content_translate")], _remember_unless_bad, (SEEN,))
+    ids = [f"n{n:03}" for n in range(300)]
+    publish(topics, [job(job_id, status="pending", at=n) for n, job_id in enumerate(ids)])
+    publish(topics, [job("bad"), *(job(job_id, at=1000 + n) for n, job_id in enumerate(ids))])
+
+    with caplog.at_level(logging.INFO, logger="consumers.runner"), running(service, config) as db:
+        wait_for(lambda: _committed(config, service, topics.job_topic("content_translate")) == 601, "every offset committed")
+        found = rows(db, "SELECT job_id, status FROM seen ORDER BY job_id")
+
+    assert found == [(job_id, "success") for job_id in ids]
+    [letter] = read_topic(topics.bootstrap_servers, config.dlq_topic("batched"))
+    assert letter.key() == b"bad"
+    batches = [record.messages for record in caplog.records if record.getMessage() == "processed" and hasattr(record, "messages")]
+    assert max(batches) > 1  # the batch path was taken, not only the one-by-one one
+
+
+def test_job_store_applies_a_batch_as_its_events_one_by_one(database_url: str) -> None:
+    records = [job("j-1", status="pending", at=1), job("j-2", at=5), job("j-1", status="success", at=3), job("j-1", status="failed", at=2)]
+    records += [job("j-2", status="late", at=4), job("j-3", status="first", at=7), job("j-3", status="second", at=7)]
+    events = [cast(JobEvent, {**record, "received_at": datetime.fromtimestamp(record["received_at"] / 1000, UTC)}) for record in records]
+    one_by_one, batched = engine_for("sqlite:///:memory:"), engine_for(database_url)
+    for engine in (one_by_one, batched):
+        create_tables(engine, JOB_STORE.tables)
+    with one_by_one.begin() as connection:
+        for event in events:
+            JOB_STORE.handle(event, connection)
+    with batched.begin() as connection:
+        JOB_STORE.apply(events, connection)  # one statement: PostgreSQL refuses a key twice in it, so only the winners go
+
+    query = "SELECT id, status, received_at FROM jobs ORDER BY id"
+    found = rows(batched, query), rows(one_by_one, query)
+    batched.dispose()
+    one_by_one.dispose()
+    assert found[0] == found[1] == [("j-1", "success", T0 + 3), ("j-2", "success", T0 + 5), ("j-3", "second", T0 + 7)]
 
 
 def _service_process(settings: Settings, database_url: str, service: str, log: Path, *options: str) -> subprocess.Popen[bytes]:

@@ -274,7 +274,7 @@ def test_no_topic_is_created_from_an_odd_type_name(client: httpx.Client, setting
 
     names = AdminClient(settings.kafka_config()).list_topics(timeout=10).topics
     assert sorted(name for name in names if name.startswith(settings.topic_prefix + ".")) == sorted(
-        [settings.raw_topic, settings.dlq_topic, *(settings.job_topic(t) for t in _known_types())]
+        [settings.raw_topic, settings.dlq_topic, settings.stats_topic, *(settings.job_topic(t) for t in _known_types())]
     )
 
 
