@@ -23,6 +23,7 @@ from ingestor.localkafka import LocalKafka, free_port
 from ingestor.settings import Settings
 from ingestor.signatures import Secret, sign
 from ingestor.topics import reconcile
+from tests.postgres import PostgresMissing, postgres_server
 
 SECRET = b"current-test-secret"
 PREVIOUS = b"previous-test-secret"
@@ -172,40 +173,14 @@ def samples_path() -> Path:
     return Path(__file__).resolve().parent.parent / "ingestor" / "samples" / "payloads.json"
 
 
-def _postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found:
-        pytest.fail("PostgreSQL's server is not installed (Debian: apt-get install postgresql); .ci/run installs it")
-    return found[-1].parent
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
     """A PostgreSQL server of the test session's own on a free port; yields its URL."""
-    import shutil
-    import subprocess
-    import tempfile
-
-    binaries = _postgres_bin()
-    home = Path(tempfile.mkdtemp(prefix="ingestor-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(home, "postgres")
-    data, port = home / "data", free_port()
-    subprocess.run(
-        [*as_postgres, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"], check=True, capture_output=True
-    )
-    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={home} -c fsync=off"
-    subprocess.run(
-        [*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+        with postgres_server(fsync=False) as url:
+            yield url
+    except PostgresMissing as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
