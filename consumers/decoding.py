@@ -16,6 +16,7 @@ from consumers.service import JobEvent
 from schemas import avro
 
 CONFLUENT_MAGIC = 0
+READ_HEADERS = frozenset(("content-type", "avro.schema.fingerprint"))
 
 
 class Undecodable(Exception):
@@ -35,7 +36,8 @@ class Decoder:
         self._registry = registry
 
     def decode(self, message: Message) -> JobEvent:
-        return cast(JobEvent, self.decode_value(message.value(), dict(header_pairs(message))))
+        headers = {name: value for name, value in message.headers() or () if name in READ_HEADERS and value is not None}
+        return cast(JobEvent, self.decode_value(message.value(), headers))
 
     def decode_value(self, value: bytes | None, headers: Mapping[str, bytes]) -> dict[str, Any]:
         if not value:

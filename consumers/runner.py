@@ -89,8 +89,13 @@ class Runner:
         started = time.perf_counter()
         if len(messages) > 1 and self._apply_batch(messages):
             self.metrics.processed.labels(self.service.name).inc(len(messages))
-            for message in messages:
-                self._store_offset(consumer, message, {"service": self.service.name})
+            last = {(message.topic(), message.partition()): message.offset() or 0 for message in messages}
+            try:
+                consumer.store_offsets(
+                    offsets=[TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+                )
+            except KafkaException as exc:  # a partition was revoked meanwhile: its new owner redelivers
+                log.warning("offsets not stored", extra={"service": self.service.name, "error": str(exc)})
             log.info(
                 "processed",
                 extra={

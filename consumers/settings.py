@@ -22,7 +22,7 @@ class Settings:
     schema_registry_url: str | None = None
     schema_registry_user_info: str | None = field(default=None, repr=False)
     max_backoff_s: float = 30.0
-    batch_size: int = 500
+    batch_size: int = 2000
     analytics_state_dir: str = "analytics-state"
     analytics_grace_ms: int = 10_000
     log_level: str = "INFO"

@@ -43,7 +43,7 @@ from tests.conftest import read_topic, signed, wait_for
 JOB_EVENT = avro.load(avro.JOB_EVENT)
 
 
-def for_consumers(settings: Settings, database_url: str, batch_size: int = 500) -> consumer_settings.Settings:
+def for_consumers(settings: Settings, database_url: str, batch_size: int = 2000) -> consumer_settings.Settings:
     return consumer_settings.Settings(
         bootstrap_servers=settings.bootstrap_servers,
         topic_prefix=settings.topic_prefix,
@@ -303,12 +303,15 @@ def test_job_store_applies_a_batch_as_its_events_one_by_one(database_url: str) -
     assert found[0] == found[1] == [("j-1", "success", T0 + 3), ("j-2", "success", T0 + 5), ("j-3", "second", T0 + 7)]
 
 
-def _service_process(settings: Settings, database_url: str, service: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
+def _service_process(
+    settings: Settings, database_url: str, service: str, log: Path, *options: str, batch_size: int = 2000
+) -> subprocess.Popen[bytes]:
     environment = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "TOPIC_PREFIX": settings.topic_prefix,
         "DATABASE_URL": database_url,
+        "CONSUMER_BATCH_SIZE": str(batch_size),
     }
     with log.open("ab") as out:
         command = [sys.executable, "-m", "consumers", "run", service, *options]
@@ -324,7 +327,9 @@ def test_a_service_killed_mid_stream_resumes_with_every_row_once(topics: Setting
     def count() -> int:
         return int(rows(engine, "SELECT count(*) FROM jobs")[0][0])
 
-    first = _service_process(topics, database_url, "job-store", tmp_path / "first.log")
+    first = _service_process(
+        topics, database_url, "job-store", tmp_path / "first.log", batch_size=5
+    )  # many commits: the kill lands mid-stream
     wait_for(lambda: count() >= 100, "some rows before the kill")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
