@@ -132,7 +132,7 @@ async def receive_webhook(request: Request) -> Response:
     except Refusal as refusal:
         return _answer(state["metrics"], started, refusal.status, {"outcome": refusal.outcome, "error": refusal.message}, fields)
     except InvalidSignature as exc:
-        state["metrics"].signature_failures.labels(exc.reason).inc()
+        state["metrics"].of(state["metrics"].signature_failures, exc.reason).inc()
         return _answer(state["metrics"], started, 401, {"outcome": "unauthorized", "error": exc.detail}, fields)
     except PublishError as exc:
         state["metrics"].kafka_errors.inc()
@@ -144,12 +144,12 @@ async def receive_webhook(request: Request) -> Response:
 
 def _describe(receipt: Receipt, metrics: Metrics) -> dict[str, Any]:
     """The answer's body and log fields for a delivery that Kafka confirmed; counts it too."""
-    metrics.secret_matched.labels(receipt.secret).inc()
-    metrics.kafka_delivery.labels("raw").observe(receipt.raw.seconds)
+    metrics.of(metrics.secret_matched, receipt.secret).inc()
+    metrics.of(metrics.kafka_delivery, "raw").observe(receipt.raw.seconds)
     kind = "job" if receipt.outcome == "accepted" else "dlq"
-    metrics.kafka_delivery.labels(kind).observe(receipt.written.seconds)
+    metrics.of(metrics.kafka_delivery, kind).observe(receipt.written.seconds)
     if receipt.reason is not None:
-        metrics.dead_letters.labels(receipt.reason).inc()
+        metrics.of(metrics.dead_letters, receipt.reason).inc()
     if receipt.duplicate:
         metrics.duplicates.inc()
     described: dict[str, Any] = {"outcome": receipt.outcome}
@@ -176,8 +176,8 @@ def _answer(
     seconds = time.perf_counter() - started
     outcome = body["outcome"]
     route = (fields["route"] or "_account") if verified else "_unverified"
-    metrics.webhooks.labels(route, outcome).inc()
-    metrics.duration.labels(outcome).observe(seconds)
+    metrics.of(metrics.webhooks, route, outcome).inc()
+    metrics.of(metrics.duration, outcome).observe(seconds)
     public = {key: value for key, value in body.items() if key != "secret"}
     level = logging.WARNING if status in (401, 503) else logging.INFO
     log.log(level, "webhook", extra={**fields, **body, "status_code": status, "latency_ms": round(seconds * 1000, 3)})
@@ -197,16 +197,19 @@ def _check_content_type(value: str | None) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; refuse as soon as the declared or streamed size passes it."""
-    too_large = Refusal(413, "too_large", f"the body is larger than {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise too_large
+            raise _too_large(limit)
     return bytes(body)
+
+
+def _too_large(limit: int) -> Refusal:
+    return Refusal(413, "too_large", f"the body is larger than {limit} bytes")
 
 
 def _recorded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

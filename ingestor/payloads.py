@@ -69,7 +69,8 @@ def _kind(value: object) -> str:
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_STRUCTURE = re.compile(rb'["{}\[\]]')
+# Everything up to the next bracket outside a string, whole strings included; group 1 is that bracket.
+_NEXT_BRACKET = re.compile(rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+([{}\[\]])', re.DOTALL)
 _SCALAR_END = re.compile(rb"[ \t\r\n,}\]]")
 
 
@@ -113,13 +114,8 @@ def _value_end(document: bytes, pos: int) -> int:
         match = _SCALAR_END.search(document, pos)
         return len(document) if match is None else match.start()
     depth = 0
-    while True:
-        match = _STRUCTURE.search(document, pos)
-        assert match is not None
-        if match.group() == b'"':
-            pos = _string_end(document, match.start())
-            continue
-        depth += 1 if match.group() in (b"{", b"[") else -1
-        pos = match.end()
+    for match in _NEXT_BRACKET.finditer(document, pos):
+        depth += 1 if match.group(1) in b"{[" else -1
         if depth == 0:
-            return pos
+            return match.end()
+    raise AssertionError("unbalanced brackets in JSON that parsed")

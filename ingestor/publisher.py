@@ -1,16 +1,15 @@
 """The only module that talks to the Kafka producer.
 
-A thread polls the producer for delivery reports. Reports queue up in a deque; the first
-one to arrive while the event loop has none pending schedules a drain, so the loop wakes
-once per batch of reports, not once per message, and never waits for a poll to time out.
+Delivery reports are served on the event loop itself: while messages are in flight, the loop
+polls the producer every ``POLL_INTERVAL_S`` without blocking, and each report settles its
+future in place. No thread hands reports over, so there is no wake-up per batch and no
+contention for the GIL with a polling thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +28,7 @@ class Delivered:
     seconds: float
 
 
-_Report = tuple["asyncio.Future[Delivered]", float, KafkaError | None, Message]
+POLL_INTERVAL_S = 0.0005
 
 
 def producer_config(base: Mapping[str, object], ack_timeout_ms: int) -> dict[str, object]:
@@ -49,39 +48,45 @@ class Publisher:
     def __init__(self, config: Mapping[str, object]) -> None:
         self._producer = Producer(dict(config))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reports: deque[_Report] = deque()
-        self._drain_scheduled = False
-        self._stopping = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
+        self._in_flight = 0
+        self._polling: asyncio.TimerHandle | asyncio.Handle | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._poller.start()
 
     async def close(self, timeout: float = 10.0) -> int:
-        """Wait up to ``timeout`` for messages still queued, then shut the producer; return how many were left.
+        """Wait up to ``timeout`` for messages still queued, then drop them; return how many were left.
 
         Messages left then were answered 503 (the server has finished every request), so
         dropping them loses nothing that was acknowledged.
         """
-        self._stopping.set()
-        await asyncio.to_thread(self._poller.join)
-        left: int = await asyncio.to_thread(self._producer.flush, timeout)
+        deadline = time.monotonic() + timeout
+        while len(self._producer) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the polling goes on meanwhile
+        left = len(self._producer)
         self._producer.purge()  # the producer itself is destroyed with this object (confluent-kafka < 2.13 has no close())
-        self._drain()
+        self._producer.poll(0)  # settle the purged messages' futures
+        if self._polling is not None:
+            self._polling.cancel()
         return left
 
-    async def publish(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Delivered:
-        """Write one message and return once the broker acknowledged it; cancel to give up waiting."""
+    def send(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> asyncio.Future[Delivered]:
+        """Write one message; the future settles when the broker acknowledged it (PublishError if it did not).
+
+        Cancelling the future gives up waiting; the write itself may still land.
+        """
         assert self._loop is not None, "Publisher.start() was not awaited"
         future: asyncio.Future[Delivered] = self._loop.create_future()
         started = time.perf_counter()
 
         def report(err: KafkaError | None, msg: Message) -> None:
-            self._reports.append((future, time.perf_counter() - started, err, msg))
-            if not self._drain_scheduled:
-                self._drain_scheduled = True
-                self._wake()
+            self._in_flight -= 1
+            if future.done():
+                return
+            if err is not None:
+                future.set_exception(PublishError(err.str()))
+            else:
+                future.set_result(Delivered(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, time.perf_counter() - started))
 
         try:
             self._producer.produce(topic, value, key, headers=list(headers), on_delivery=report)
@@ -89,7 +94,10 @@ class Publisher:
             raise PublishError("the producer queue is full") from exc
         except KafkaException as exc:
             raise PublishError(str(exc.args[0])) from exc
-        return await future
+        self._in_flight += 1
+        if self._polling is None:
+            self._polling = self._loop.call_soon(self._poll)
+        return future
 
     async def cluster_topics(self, timeout: float) -> set[str]:
         """Names of the cluster's topics; raises PublishError when no broker answers in time."""
@@ -100,23 +108,7 @@ class Publisher:
         return set(metadata.topics)
 
     def _poll(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.1)
-
-    def _wake(self) -> None:
+        """On the event loop: serve the reports ready now; come back soon while messages are in flight."""
         assert self._loop is not None
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        """On the event loop: settle every report queued so far."""
-        self._drain_scheduled = False
-        reports = self._reports
-        while reports:
-            future, seconds, err, msg = reports.popleft()
-            if future.done():
-                continue
-            if err is not None:
-                future.set_exception(PublishError(err.str()))
-            else:
-                future.set_result(Delivered(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, seconds))
+        self._producer.poll(0)
+        self._polling = self._loop.call_later(POLL_INTERVAL_S, self._poll) if self._in_flight > 0 else None

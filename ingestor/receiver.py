@@ -40,7 +40,9 @@ class Receipt:
 
 
 class Publishing(Protocol):
-    async def publish(self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Delivered: ...
+    def send(
+        self, topic: str, key: str | bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]
+    ) -> asyncio.Future[Delivered]: ...
 
 
 class Topics(Protocol):
@@ -107,21 +109,31 @@ class Receiver:
             reason, detail = "no_topic", str(exc)
         else:
             event = {**common, "id": job.id, "type": job.type, "status": job.status, "result": job.result}
-            raw, written = await asyncio.gather(
-                self._write(self._raw_topic, job.id, self._raw_delivery, {**envelope, **_job_fields(job)}),
-                self._write(topic, job.id, self._job_event, event),
+            raw, written = await self._write_both(
+                (self._raw_topic, job.id, self._raw_delivery, {**envelope, **_job_fields(job)}),
+                (topic, job.id, self._job_event, event),
             )
             return Receipt("accepted", secret.label, written, raw, job=job, duplicate=self._seen(job, delivery.body))
         key = delivery.delivery_id if job is None else job.id
-        raw, written = await asyncio.gather(
-            self._write(self._raw_topic, key, self._raw_delivery, {**envelope, **_job_fields(job)}),
-            self._write(self._dlq_topic, delivery.delivery_id, self._dead_letter, {**envelope, "reason": reason, "detail": detail}),
+        raw, written = await self._write_both(
+            (self._raw_topic, key, self._raw_delivery, {**envelope, **_job_fields(job)}),
+            (self._dlq_topic, delivery.delivery_id, self._dead_letter, {**envelope, "reason": reason, "detail": detail}),
         )
         return Receipt("dead_lettered", secret.label, written, raw, job=job, reason=reason, detail=detail)
 
-    async def _write(self, topic: str, key: str, schema: avro.Schema, record: Mapping[str, Any]) -> Delivered:
-        value, headers = await self._serializer.serialize(topic, schema, record)
-        return await self._publisher.publish(topic, key, value, headers)
+    async def _write_both(self, *writes: tuple[str, str, avro.Schema, Mapping[str, Any]]) -> tuple[Delivered, Delivered]:
+        """Send both messages at once, then wait for both acknowledgements (no task per message)."""
+        encoded = [(topic, key, *await self._serializer.serialize(topic, schema, record)) for topic, key, schema, record in writes]
+        first = self._publisher.send(*encoded[0])
+        try:
+            second = self._publisher.send(*encoded[1])
+        except PublishError:
+            first.add_done_callback(_retrieved)
+            raise
+        try:
+            return await first, await second
+        finally:
+            second.add_done_callback(_retrieved)  # when the first failed, nobody awaits the second
 
     def _seen(self, job: Job, body: bytes) -> bool:
         fingerprint = hash(body)
@@ -131,6 +143,12 @@ class Receiver:
         if len(self._recent) > self._remembered_jobs:
             self._recent.popitem(last=False)
         return duplicate
+
+
+def _retrieved(future: asyncio.Future[Delivered]) -> None:
+    """Mark an outcome nobody awaits as seen, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _job_fields(job: Job | None) -> dict[str, str | None]:
