@@ -5,9 +5,9 @@ Delivery is at least once: an offset is stored only after the handler's transact
 the background, on partition revocation and on shutdown.
 
 Messages already fetched are applied in one transaction, up to ``CONSUMER_BATCH_SIZE`` at a time.
-If anything in a batch fails, the batch is rolled back and its messages go one by one, each in
-its own transaction: that path decides what is retried and what is dead-lettered, so batching
-changes the speed and never the outcome.
+If anything in a batch fails, the batch is rolled back and its halves are tried, down to
+messages one by one, each in its own transaction: that path decides what is retried and what is
+dead-lettered, so batching changes the speed and never the outcome.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from consumers.settings import Settings
 log = logging.getLogger("consumers.runner")
 
 FIRST_BACKOFF_S = 0.1
+SMALLEST_BATCH = 8  # a failing batch this small goes one by one
 DLQ_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 
 
@@ -85,30 +86,42 @@ class Runner:
             producer.flush(10)
             producer.purge()  # a dead letter still unconfirmed kept its offset: it comes again
 
-    def _process_batch(self, consumer: Consumer, producer: Producer, messages: list[Message], stop: threading.Event) -> None:
+    def _process_batch(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        messages: list[Message],
+        stop: threading.Event,
+        held: set[tuple[str | None, int | None]] | None = None,
+    ) -> None:
+        """Apply ``messages`` in one transaction; if that fails, each half on its own, down to one by one.
+
+        Halving finds a bad message among thousands in a few dozen transactions instead of thousands.
+        ``held`` are partitions sought back for a retry: their later messages come again, so they are skipped.
+        """
+        held = set() if held is None else held
+        messages = [message for message in messages if (message.topic(), message.partition()) not in held]
         started = time.perf_counter()
         if len(messages) > 1 and self._apply_batch(messages):
-            self.metrics.processed.labels(self.service.name).inc(len(messages))
-            last = {(message.topic(), message.partition()): message.offset() or 0 for message in messages}
-            try:
-                consumer.store_offsets(
-                    offsets=[TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
-                )
-            except KafkaException as exc:  # a partition was revoked meanwhile: its new owner redelivers
-                log.warning("offsets not stored", extra={"service": self.service.name, "error": str(exc)})
-            log.info(
-                "processed",
-                extra={
-                    "service": self.service.name,
-                    "messages": len(messages),
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
-            return
-        held: set[tuple[str | None, int | None]] = set()  # partitions sought back for a retry: the rest of them comes again
-        for message in messages:
-            if (message.topic(), message.partition()) not in held and not self._process(consumer, producer, message, stop):
-                held.add((message.topic(), message.partition()))
+            self._batch_done(consumer, messages, started)
+        elif len(messages) > SMALLEST_BATCH:
+            half = len(messages) // 2
+            self._process_batch(consumer, producer, messages[:half], stop, held)
+            self._process_batch(consumer, producer, messages[half:], stop, held)
+        else:
+            for message in messages:
+                if (message.topic(), message.partition()) not in held and not self._process(consumer, producer, message, stop):
+                    held.add((message.topic(), message.partition()))
+
+    def _batch_done(self, consumer: Consumer, messages: list[Message], started: float) -> None:
+        self.metrics.processed.labels(self.service.name).inc(len(messages))
+        last = {(message.topic(), message.partition()): message.offset() or 0 for message in messages}
+        try:
+            consumer.store_offsets(offsets=[TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()])
+        except KafkaException as exc:  # a partition was revoked meanwhile: its new owner redelivers
+            log.warning("offsets not stored", extra={"service": self.service.name, "error": str(exc)})
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        log.info("processed", extra={"service": self.service.name, "messages": len(messages), "latency_ms": latency_ms})
 
     def _apply_batch(self, messages: list[Message]) -> bool:
         """Apply every message in one transaction; False (and nothing applied) if any of them fails."""
@@ -117,7 +130,9 @@ class Runner:
             with self.engine.begin() as connection:
                 self.service.apply(events, connection)
         except Exception as exc:  # whatever it was, the one-by-one path handles and reports it
-            log.debug("batch rolled back; one by one", extra={"service": self.service.name, "messages": len(messages), "error": str(exc)})
+            log.debug(
+                "batch rolled back; trying its halves", extra={"service": self.service.name, "messages": len(messages), "error": str(exc)}
+            )
             return False
         return True
 
