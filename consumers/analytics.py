@@ -31,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 from consumers.decoding import Decoder, Undecodable, pairs_of
 from consumers.service import epoch_ms
 from consumers.settings import Settings
-from consumers.store import METADATA, upsert
+from consumers.store import METADATA, upsert_many
 from schemas import avro
 
 WINDOW = timedelta(minutes=1)
@@ -160,8 +160,8 @@ class StatsTable(BatchingSink):
         latest = {(item.value["job_type"], item.value["window_start"]): item.value for item in batch}
         try:
             with self._engine.begin() as connection:
-                for stats in latest.values():
-                    upsert(connection, JOB_STATS, {**stats, "jobs_by_status": json.dumps(stats["jobs_by_status"], sort_keys=True)})
+                rows = [{**stats, "jobs_by_status": json.dumps(stats["jobs_by_status"], sort_keys=True)} for stats in latest.values()]
+                upsert_many(connection, JOB_STATS, rows)
         except OperationalError as exc:  # the database is away: Kafka replays the batch from the last checkpoint
             log.warning("job_stats not written, retrying", extra={"error": str(exc)})
             raise SinkBackpressureError(retry_after=5.0) from exc
