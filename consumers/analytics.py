@@ -19,6 +19,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField
+from confluent_kafka.serialization import SerializationContext as ConfluentContext
 from quixstreams import Application
 from quixstreams.dataframe.windows.base import WindowResult
 from quixstreams.kafka.configuration import ConnectionConfig
@@ -149,6 +153,22 @@ class PlainAvroValues(Serializer):
         return self._schema.encode(value)
 
 
+class RegistryAvroValues(Serializer):
+    """Confluent's wire format, as the ingestor writes with SCHEMA_REGISTRY_URL set: registered as ``<topic>-value``."""
+
+    def __init__(self, schema: avro.Schema, registry: SchemaRegistryClient) -> None:
+        self._serializer = AvroSerializer(registry, schema.text, conf={"auto.register.schemas": True})
+        self._headers: dict[str, str | bytes] = dict(schema.headers(avro.CONFLUENT_CONTENT_TYPE))
+
+    @property
+    def extra_headers(self) -> dict[str, str | bytes]:
+        return self._headers
+
+    def __call__(self, value: Mapping[str, Any], ctx: SerializationContext) -> bytes:
+        framed: bytes = self._serializer(dict(value), ConfluentContext(ctx.topic, MessageField.VALUE))
+        return framed
+
+
 class StatsTable(BatchingSink):
     """Upserts each window's latest figures into ``job_stats`` at every checkpoint."""
 
@@ -167,8 +187,13 @@ class StatsTable(BatchingSink):
             raise SinkBackpressureError(retry_after=5.0) from exc
 
 
-def build(settings: Settings, engine: Engine, decoder: Decoder, *, commit_interval: float = 1.0) -> Application:
-    """The analytics application: raw topic -> one-minute windows per job type -> stats topic and table."""
+def build(
+    settings: Settings, engine: Engine, decoder: Decoder, registry: SchemaRegistryClient | None = None, *, commit_interval: float = 1.0
+) -> Application:
+    """The analytics application: raw topic -> one-minute windows per job type -> stats topic and table.
+
+    With a ``registry``, stats are written in its wire format, like every other topic then.
+    """
     kafka = settings.kafka_config()
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(kafka, ignore_extras=True),
@@ -187,9 +212,10 @@ def build(settings: Settings, engine: Engine, decoder: Decoder, *, commit_interv
         key_deserializer="bytes",
         timestamp_extractor=lambda value, _headers, timestamp, _kind: value["received_at"] if value else timestamp,
     )
+    schema = avro.load(avro.JOB_STATS)
     stats = app.topic(
         settings.stats_topic,
-        value_serializer=PlainAvroValues(avro.load(avro.JOB_STATS)),
+        value_serializer=PlainAvroValues(schema) if registry is None else RegistryAvroValues(schema, registry),
         key_serializer="str",
         # Used only when ``ingestor topics`` has not created it: sized like the raw topic, compacted.
         config=TopicConfig(

@@ -83,7 +83,8 @@ def run_analytics(settings: Settings) -> int:
     logs.configure(settings.log_level, settings.log_format)
     engine = engine_for(settings.database_url)
     create_tables(engine, [analytics.JOB_STATS])
-    analytics.build(settings, engine, Decoder(avro.load(avro.RAW_DELIVERY), registry=_registry(settings))).run()  # stops on SIGTERM/SIGINT
+    registry = _registry(settings)
+    analytics.build(settings, engine, Decoder(avro.load(avro.RAW_DELIVERY), registry=registry), registry).run()  # stops on SIGTERM/SIGINT
     engine.dispose()
     return 0
 

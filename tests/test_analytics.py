@@ -86,8 +86,8 @@ def publish(settings: Settings, *values: bytes | dict[str, Any]) -> None:
 
 
 @contextmanager
-def analytics(settings: Settings, database_url: str, state_dir: Path) -> Iterator[Engine]:
-    """``consumers analytics`` as a process; yields the database it writes."""
+def analytics(settings: Settings, database_url: str, state_dir: Path, **environ: str) -> Iterator[Engine]:
+    """``consumers analytics`` as a process, with ``environ`` added to its environment; yields the database it writes."""
     engine = engine_for(database_url)
     create_tables(engine, [JOB_STATS])
     environment = {
@@ -97,6 +97,7 @@ def analytics(settings: Settings, database_url: str, state_dir: Path) -> Iterato
         "DATABASE_URL": database_url,
         "ANALYTICS_STATE_DIR": str(state_dir),
         "ANALYTICS_GRACE_MS": str(GRACE_MS),
+        **environ,
     }
     with (state_dir.parent / "analytics.log").open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "consumers", "analytics"], env=environment, stdout=log, stderr=subprocess.STDOUT)

@@ -26,6 +26,7 @@ from ingestor.settings import Settings
 from schemas import avro
 from tests.conftest import read_topic, serving, signed, tuned, wait_for
 from tests.registry import Registry
+from tests.test_analytics import analytics, table
 
 
 @pytest.fixture
@@ -105,3 +106,21 @@ def test_job_store_decodes_the_registry_format(topics: Settings, registry: tuple
 def _rows(engine: Engine) -> list[tuple[object, ...]]:
     with engine.connect() as connection:
         return [tuple(row) for row in connection.execute(text("SELECT id, result FROM jobs"))]
+
+
+def test_the_analytics_reads_and_writes_the_registry_format(topics: Settings, registry: tuple[str, Registry], tmp_path: Path) -> None:
+    url, store = registry
+    settings = tuned(topics, schema_registry_url=url)
+    body = json.dumps({"id": "j-sr4", "status": "failed", "type": "content_translate"}).encode()
+    with serving(settings) as base, httpx.Client(base_url=base) as client:
+        assert client.post("/webhooks/sharpapi", content=body, headers=signed(body)).status_code == 200
+
+    with analytics(settings, f"sqlite:///{tmp_path / 'stats.db'}", tmp_path / "state", SCHEMA_REGISTRY_URL=url) as engine:
+        wait_for(lambda: [row[3:7] for row in table(engine)] == [(1, 1, 0, 1)], "the window of the failed job")
+
+    [message] = read_topic(settings.bootstrap_servers, settings.stats_topic)
+    value = message.value() or b""
+    assert dict(message.headers() or [])["content-type"] == b"avro/binary; registry=confluent"
+    assert value[:5] == b"\x00" + store.subjects[f"{settings.stats_topic}-value"][0].to_bytes(4, "big")
+    stats = avro.load(avro.JOB_STATS).decode(value[5:])
+    assert (stats["job_type"], stats["deliveries"], stats["failed"], stats["failure_rate"]) == ("content_translate", 1, 1, 1.0)
