@@ -37,25 +37,26 @@ class Settings:
         log_format = text("LOG_FORMAT") or cls.log_format
         if log_format not in ("json", "text"):
             raise SettingsError(f"LOG_FORMAT must be json or text, not {log_format!r}")
-        backoff = text("MAX_RETRY_BACKOFF_MS")
-        if backoff and not (backoff.isdigit() and int(backoff) > 0):
-            raise SettingsError(f"MAX_RETRY_BACKOFF_MS must be a positive integer, not {backoff!r}")
-        batch = text("CONSUMER_BATCH_SIZE")
-        if batch and not (batch.isdigit() and int(batch) > 0):
-            raise SettingsError(f"CONSUMER_BATCH_SIZE must be a positive integer, not {batch!r}")
-        grace = text("ANALYTICS_GRACE_MS")
-        if grace and not grace.isdigit():
-            raise SettingsError(f"ANALYTICS_GRACE_MS must be a whole number of milliseconds, not {grace!r}")
+
+        def whole(name: str, minimum: int) -> int | None:
+            value = text(name)
+            if not value:
+                return None
+            if not value.isdigit() or int(value) < minimum:
+                raise SettingsError(f"{name} must be a whole number, at least {minimum}, not {value!r}")
+            return int(value)
+
+        backoff, batch, grace = whole("MAX_RETRY_BACKOFF_MS", 1), whole("CONSUMER_BATCH_SIZE", 1), whole("ANALYTICS_GRACE_MS", 0)
         return cls(
             bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS") or cls.bootstrap_servers,
             topic_prefix=text("TOPIC_PREFIX") or cls.topic_prefix,
             database_url=text("DATABASE_URL") or cls.database_url,
             schema_registry_url=text("SCHEMA_REGISTRY_URL") or None,
             schema_registry_user_info=text("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") or None,
-            max_backoff_s=int(backoff) / 1000 if backoff else cls.max_backoff_s,
-            batch_size=int(batch) if batch else cls.batch_size,
+            max_backoff_s=cls.max_backoff_s if backoff is None else backoff / 1000,
+            batch_size=cls.batch_size if batch is None else batch,
             analytics_state_dir=text("ANALYTICS_STATE_DIR") or cls.analytics_state_dir,
-            analytics_grace_ms=int(grace) if grace else cls.analytics_grace_ms,
+            analytics_grace_ms=cls.analytics_grace_ms if grace is None else grace,
             log_level=(text("LOG_LEVEL") or cls.log_level).upper(),
             log_format=log_format,
             kafka_overrides={

@@ -88,3 +88,17 @@ def test_secrets_stay_out_of_repr() -> None:
     settings = Settings.from_env({"SHARPAPI_WEBHOOK_SECRET": "s3cret", "RDKAFKA_SASL_PASSWORD": "hunter2"})
     assert "s3cret" not in repr(settings)
     assert "hunter2" not in repr(settings)
+
+
+def test_consumer_numbers_are_read_and_bad_ones_named() -> None:
+    from consumers import settings as consumer_settings
+
+    read = consumer_settings.Settings.from_env({"MAX_RETRY_BACKOFF_MS": "250", "CONSUMER_BATCH_SIZE": "1", "ANALYTICS_GRACE_MS": "0"})
+    defaults = consumer_settings.Settings.from_env({})
+
+    assert (read.max_backoff_s, read.batch_size, read.analytics_grace_ms) == (0.25, 1, 0)
+    assert (defaults.max_backoff_s, defaults.batch_size, defaults.analytics_grace_ms) == (30.0, 2000, 10_000)
+    for name, value, minimum in [("MAX_RETRY_BACKOFF_MS", "0", 1), ("CONSUMER_BATCH_SIZE", "-5", 1), ("ANALYTICS_GRACE_MS", "10s", 0)]:
+        with pytest.raises(consumer_settings.SettingsError) as raised:
+            consumer_settings.Settings.from_env({name: value})
+        assert str(raised.value) == f"{name} must be a whole number, at least {minimum}, not {value!r}"
