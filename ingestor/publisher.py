@@ -48,7 +48,6 @@ class Publisher:
     def __init__(self, config: Mapping[str, object]) -> None:
         self._producer = Producer(dict(config))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._in_flight = 0
         self._polling: asyncio.TimerHandle | asyncio.Handle | None = None
 
     async def start(self) -> None:
@@ -80,7 +79,6 @@ class Publisher:
         started = time.perf_counter()
 
         def report(err: KafkaError | None, msg: Message) -> None:
-            self._in_flight -= 1
             if future.done():
                 return
             if err is not None:
@@ -94,7 +92,6 @@ class Publisher:
             raise PublishError("the producer queue is full") from exc
         except KafkaException as exc:
             raise PublishError(str(exc.args[0])) from exc
-        self._in_flight += 1
         if self._polling is None:
             self._polling = self._loop.call_soon(self._poll)
         return future
@@ -111,4 +108,5 @@ class Publisher:
         """On the event loop: serve the reports ready now; come back soon while messages are in flight."""
         assert self._loop is not None
         self._producer.poll(0)
-        self._polling = self._loop.call_later(POLL_INTERVAL_S, self._poll) if self._in_flight > 0 else None
+        # len() counts messages queued, in flight, and with a report not yet served.
+        self._polling = self._loop.call_later(POLL_INTERVAL_S, self._poll) if len(self._producer) else None
